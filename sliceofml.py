@@ -1,0 +1,2483 @@
+#!/usr/bin/env python3
+"""sliceofml: the most-liked machine-learning posts on X of the last day or week.
+
+Usage:
+    python3 sliceofml.py login  [--relogin] [--with-token] [--app-name NAME]
+    python3 sliceofml.py slice  [--daily | --weekly] [--top N] [--max-pages N] [--json] ...
+    python3 sliceofml.py status
+    python3 sliceofml.py logout
+
+One file, standard library only, CPython 3.8 or newer: copy it anywhere and run it.
+`login` trades the X app's API key and secret for an app-only bearer token and keeps it in the
+netrc file. `slice` pages through recent search for the "Machine learning" context annotation,
+ranks the posts by likes and prints the top 10 as a table.
+
+The file reads top to bottom: constants, errors, data, netrc store, HTTP client, search and
+ranking, terminal rendering, commands, argument parser, main.
+"""
+
+import sys
+
+# This check comes before anything else so that Python 3.6 and 3.7 print one line instead of a
+# traceback. The rest of the file must therefore still parse on 3.6 (no walrus, no "/" parameters).
+if sys.version_info < (3, 8):
+    sys.stderr.write(
+        "sliceofml needs Python 3.8 or newer (this is %d.%d)\n" % sys.version_info[:2]
+    )
+    sys.exit(1)
+
+import os
+import time
+
+# Heavy modules (urllib.request, ssl, json, netrc, threading, unicodedata, ...) are imported inside the
+# functions that use them, so that `--help`, `--version` and usage errors start as fast as a bare
+# interpreter.
+
+__version__ = "1.0.0"
+__all__ = [
+    "__version__",
+    "main",
+    "login",
+    "slice_posts",
+    "status",
+    "logout",
+    "SliceError",
+    "UsageError",
+    "NetrcError",
+    "AuthError",
+    "APIError",
+    "NetworkError",
+    "PagingStopped",
+]
+
+
+# ==============================================================================================
+# Constants
+# ==============================================================================================
+
+DEFAULT_API_URL = "https://api.x.com"
+TOKEN_PATH = "/oauth2/token"
+SEARCH_PATH = "/2/tweets/search/recent"
+
+# Entity 898661583827615744 of domain 66 ("Interests and Hobbies Category") is "Machine learning".
+SEARCH_QUERY = "context:66.898661583827615744 -is:retweet"
+SEARCH_FIELDS = {
+    "tweet.fields": "public_metrics,created_at,note_tweet",
+    "expansions": "author_id",
+    "max_results": "100",
+}
+
+NETRC_MACHINE_PREFIX = "sliceofml@"
+# The original 2022 sliceofml stored its token under this machine name.
+LEGACY_MACHINE = "api.twitter.com"
+DEFAULT_APP_NAME = "sliceofml"
+
+DEFAULT_TOP = 10
+DEFAULT_MAX_PAGES = 100
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_WAIT = 90.0
+DEFAULT_WORKERS = 4
+MAX_WORKERS = 16
+DEFAULT_RETRY_DELAY = 1.0
+ATTEMPTS_PER_PAGE = 4
+MAX_RATE_LIMIT_WAITS = 5
+
+# The API rejects an end_time later than about 10 seconds before the request arrives.
+END_TIME_MARGIN = 30
+# The API rejects a start_time older than 7 days at the moment each request arrives, so the weekly
+# window starts this much later, which keeps it valid through minutes of paging.
+WEEKLY_START_MARGIN = 120
+# Added to the earliest start_time that a 400 response names before the one retry with it.
+START_TIME_CORRECTION = 60
+DAY = 24 * 3600
+WINDOW_SECONDS = {"daily": DAY, "weekly": 7 * DAY}
+# With more than one worker, a window is searched as this many adjacent sub-windows.
+WINDOW_SPLITS = {"daily": 4, "weekly": 7}
+# Fewer requests left than this in the rate-limit window: one request at a time.
+LOW_REMAINING = 20
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 4
+EXIT_INTERRUPTED = 130
+
+# Every environment variable the tool reads, in one place; `--debug` logs the ones that are set.
+ENVIRONMENT = {
+    "SLICEOFML_API_URL": "API base URL (default https://api.x.com); http:// only for loopback hosts",
+    "SLICEOFML_BEARER_TOKEN": "bearer token to use instead of the netrc file; never written anywhere",
+    "SLICEOFML_RETRY_DELAY": "seconds before the first retry of a failed request, doubled per retry "
+    "(default 1)",
+    "NETRC": "path of the netrc file (default ~/.netrc)",
+    "NO_COLOR": "set and non-empty: no colour",
+    "FORCE_COLOR": "set and non-empty: colour even when stdout is not a terminal (NO_COLOR wins)",
+    "COLUMNS": "table width in terminal columns",
+    "TERM": "'dumb' turns colour off",
+}
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success, including a time window with no posts
+  1    failure: network, API error, unreadable netrc file, bad data, paging stopped early
+  2    usage error
+  4    authentication needed: not logged in, key/secret rejected, token rejected
+  130  interrupted (Ctrl-C)"""
+
+
+# ==============================================================================================
+# Errors
+# ==============================================================================================
+
+
+class SliceError(Exception):
+    """Base of every error that main() reports as one line and an exit code."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(SliceError):
+    """The command line or a value the user typed is invalid."""
+
+    exit_code = EXIT_USAGE
+
+
+class NetrcError(SliceError):
+    """The netrc file cannot be read, parsed or written."""
+
+    def __init__(self, message, filename=None, lineno=None):
+        self.filename = filename
+        self.lineno = lineno
+        where = ""
+        if filename is not None:
+            where = str(filename)
+            if lineno:
+                where += ", line %d" % lineno
+            where += ": "
+        super().__init__(where + message)
+
+
+class AuthError(SliceError):
+    """No bearer token is available, or the API rejected the credentials."""
+
+    exit_code = EXIT_AUTH
+
+
+class APIError(SliceError):
+    """The API answered with an error status; carries the status and the API's own words."""
+
+    def __init__(self, message, status=None, retryable=False, wait_seconds=None):
+        self.status = status
+        # Set for errors worth another attempt (5xx, a short per-second rate limit).
+        self.retryable = retryable
+        # Set for a rate limit that ends at a known time.
+        self.wait_seconds = wait_seconds
+        super().__init__(message)
+
+
+class NetworkError(SliceError):
+    """A request failed in transport: refused, reset, timed out, truncated or unreadable."""
+
+    retryable = True
+
+
+class PagingStopped(SliceError):
+    """Paging ended early; the posts already read are ranked and shown all the same."""
+
+
+# ==============================================================================================
+# Data: posts and time windows
+# ==============================================================================================
+
+
+class Post(object):
+    """One post as the table and the JSON document show it."""
+
+    __slots__ = ("id", "username", "text", "like_count", "retweet_count", "created_at")
+
+    def __init__(self, id, username, text, like_count, retweet_count, created_at):
+        self.id = id
+        self.username = username
+        self.text = text
+        self.like_count = like_count
+        self.retweet_count = retweet_count
+        self.created_at = created_at
+
+    @property
+    def url(self):
+        return "https://x.com/%s/status/%s" % (self.username or "i", self.id)
+
+    def rank_key(self):
+        """Return the sort key: likes, then retweets, then newest (created_at, then id)."""
+        return (self.like_count, self.retweet_count, self.created_at, _id_number(self.id))
+
+
+def _id_number(post_id):
+    try:
+        return int(post_id)
+    except ValueError:
+        return -1
+
+
+class TimeWindow(object):
+    """A span of time searched as one sequence of pages: start inclusive, end exclusive (Unix s)."""
+
+    __slots__ = ("name", "start", "end")
+
+    def __init__(self, name, start, end):
+        self.name = name
+        self.start = int(start)
+        self.end = int(end)
+
+    def split(self, parts):
+        """Return `parts` adjacent sub-windows that together cover this window, newest first."""
+        bounds = [self.start + (self.end - self.start) * i // parts for i in range(parts + 1)]
+        pieces = [TimeWindow(self.name, bounds[i], bounds[i + 1]) for i in range(parts)]
+        return [piece for piece in reversed(pieces) if piece.end > piece.start]
+
+
+def make_time_window(name, now):
+    """Return the daily or weekly window that ends shortly before `now` (Unix seconds)."""
+    now = int(now)
+    end = now - END_TIME_MARGIN
+    if name == "weekly":
+        start = now - WINDOW_SECONDS["weekly"] + WEEKLY_START_MARGIN
+    else:
+        start = end - WINDOW_SECONDS["daily"]
+    return TimeWindow(name, start, end)
+
+
+def format_rfc3339(seconds):
+    """Format Unix seconds as the API's `YYYY-MM-DDTHH:MM:SSZ` (UTC, no fraction)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(seconds)))
+
+
+def parse_rfc3339(text):
+    """Parse `YYYY-MM-DDTHH:MM[:SS[.fff]]Z` to Unix seconds, or return None when it is not one."""
+    import calendar
+    import re
+
+    match = re.match(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?Z$", text or "")
+    if not match:
+        return None
+    fields = [int(group or 0) for group in match.groups()]
+    try:
+        return calendar.timegm(tuple(fields) + (0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+
+
+# ==============================================================================================
+# Netrc store
+#
+# The bearer token lives in the user's netrc file beside credentials for other hosts, so the writer
+# edits our entry in place and leaves every other byte as it was. Reading goes through the standard
+# library's `netrc` module, the reader that other Python tools use, and every file we write is parsed
+# back with it before it replaces the old one.
+# ==============================================================================================
+
+_NETRC_WHITESPACE = " \t\r\n"
+_NETRC_KEYWORDS = ("machine", "default", "macdef")
+
+
+def netrc_machine(api_host):
+    """Return our netrc machine name for an API host, e.g. `sliceofml@api.x.com`."""
+    return NETRC_MACHINE_PREFIX + api_host
+
+
+def _home_directory(environ, os_name):
+    if os_name == "nt":
+        home = environ.get("USERPROFILE") or (
+            environ.get("HOMEDRIVE", "") + environ.get("HOMEPATH", "")
+        )
+        if home:
+            return home
+    home = environ.get("HOME")
+    if home:
+        return home
+    return os.path.expanduser("~")
+
+
+def default_netrc_path(environ, os_name=None):
+    """Return the netrc path: `NETRC`, else `~/.netrc`, else on Windows an existing `~/_netrc`."""
+    os_name = os_name or os.name
+    if environ.get("NETRC"):
+        return os.path.expanduser(environ["NETRC"])
+    home = _home_directory(environ, os_name)
+    dotted = os.path.join(home, ".netrc")
+    underscored = os.path.join(home, "_netrc")
+    if os_name == "nt" and not os.path.exists(dotted) and os.path.exists(underscored):
+        return underscored
+    return dotted
+
+
+def _line_of_offset(data, offset):
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _read_netrc_text(path):
+    """Return the file's text, or None when it does not exist. Raise NetrcError when unreadable."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise NetrcError("is a directory, not a netrc file", path)
+    except OSError as error:
+        raise NetrcError("cannot read the file (%s)" % (error.strerror or error), path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NetrcError(
+            "invalid UTF-8 byte 0x%02x; fix or remove that line" % data[error.start],
+            path,
+            _line_of_offset(data, error.start),
+        )
+
+
+def _parse_netrc(path):
+    """Parse the file with the standard library's reader, as every Python tool on this machine does."""
+    import netrc
+
+    try:
+        return netrc.netrc(path)
+    except netrc.NetrcParseError as error:
+        raise NetrcError(
+            "cannot parse the netrc file (%s); fix that line, then try again" % error.msg,
+            path,
+            error.lineno,
+        )
+    except UnicodeDecodeError as error:
+        raise NetrcError("the file is not valid UTF-8 text (%s)" % error.reason, path)
+    except OSError as error:
+        raise NetrcError("cannot read the file (%s)" % (error.strerror or error), path)
+
+
+def load_netrc(path):
+    """Return the parsed netrc file at `path`, or None when there is none."""
+    if _read_netrc_text(path) is None:
+        return None
+    return _parse_netrc(path)
+
+
+class _NetrcEntry(object):
+    """Where one top-level item (machine, default or macdef) sits in the file text."""
+
+    __slots__ = ("kind", "name", "start", "end", "open_macro")
+
+    def __init__(self, kind, name, start, end, open_macro=False):
+        self.kind = kind
+        self.name = name
+        self.start = start
+        self.end = end
+        # A macro body that runs to the end of the file without its closing empty line.
+        self.open_macro = open_macro
+
+
+class _NetrcScanner(object):
+    """A lexer over netrc text that keeps the offset of every token.
+
+    It follows the grammar of the standard library reader (Python 3.11 and newer: double quotes and
+    backslash escapes, `#` comments, macro bodies ending at an empty line) closely enough to find
+    where entries start and end. It never decides what the file means: the standard library reader
+    does, before and after every edit.
+    """
+
+    def __init__(self, text):
+        self.text = text
+        self.position = 0
+
+    def next_token(self):
+        """Return (value, start, end) of the next token, or None at the end of the text."""
+        text = self.text
+        length = len(text)
+        index = self.position
+        while index < length and text[index] in _NETRC_WHITESPACE:
+            index += 1
+        if index >= length:
+            self.position = index
+            return None
+        start = index
+        characters = []
+        if text[index] == '"':
+            index += 1
+            while index < length and text[index] != '"':
+                if text[index] == "\\" and index + 1 < length:
+                    index += 1
+                characters.append(text[index])
+                index += 1
+            index = min(index + 1, length)
+        else:
+            while index < length and text[index] not in _NETRC_WHITESPACE:
+                if text[index] == "\\" and index + 1 < length:
+                    index += 1
+                characters.append(text[index])
+                index += 1
+        self.position = index
+        return "".join(characters), start, index
+
+    def skip_line(self):
+        newline = self.text.find("\n", self.position)
+        self.position = len(self.text) if newline < 0 else newline + 1
+
+    def skip_macro_body(self):
+        """Skip a macro body; return True when it ends at the end of the text without an empty line."""
+        text = self.text
+        # The reader consumes the one whitespace character that ends the macro name, then reads lines.
+        if text.startswith("\r\n", self.position):
+            self.position += 2
+        elif self.position < len(text):
+            self.position += 1
+        while self.position < len(text):
+            newline = text.find("\n", self.position)
+            end = len(text) if newline < 0 else newline + 1
+            line = text[self.position:end]
+            self.position = end
+            if line in ("\n", "\r\n"):
+                return False
+        return True
+
+
+def _scan_netrc(text):
+    """Return the _NetrcEntry items of the text in file order."""
+    scanner = _NetrcScanner(text)
+    entries = []
+    while True:
+        token = scanner.next_token()
+        if token is None:
+            break
+        value, start, end = token
+        if value.startswith("#"):
+            scanner.position = start
+            scanner.skip_line()
+            continue
+        if value == "macdef":
+            name = scanner.next_token()
+            if name is not None:
+                scanner.position = name[2]
+            open_macro = scanner.skip_macro_body()
+            entries.append(_NetrcEntry("macdef", name and name[0], start, scanner.position, open_macro))
+            continue
+        if value not in ("machine", "default"):
+            # Not valid netrc. The standard library reader has already rejected such a file.
+            continue
+        name = None
+        if value == "machine":
+            name_token = scanner.next_token()
+            if name_token is not None:
+                name, end = name_token[0], name_token[2]
+        entry = _NetrcEntry(value, name, start, end)
+        while True:
+            before = scanner.position
+            token = scanner.next_token()
+            if token is None:
+                break
+            follower, follower_start, follower_end = token
+            if follower.startswith("#"):
+                scanner.position = follower_start
+                scanner.skip_line()
+                continue
+            if follower in _NETRC_KEYWORDS:
+                scanner.position = before
+                break
+            entry.end = follower_end
+            if follower in ("login", "user", "account", "password"):
+                argument = scanner.next_token()
+                if argument is not None:
+                    entry.end = argument[2]
+        entries.append(entry)
+    return entries
+
+
+def _entry_span(text, entry):
+    """Return the span to delete for an entry: whole lines when it has its lines to itself."""
+    start, end = entry.start, entry.end
+    line_start = text.rfind("\n", 0, start) + 1
+    at_line_start = text[line_start:start].strip(" \t") == ""
+    after = end
+    while after < len(text) and text[after] in " \t":
+        after += 1
+    if at_line_start:
+        if text.startswith("\r\n", after):
+            return line_start, after + 2
+        if text.startswith("\n", after) or after == len(text):
+            return line_start, after + (1 if after < len(text) else 0)
+        return start, after
+    before = start
+    while before > line_start and text[before - 1] in " \t":
+        before -= 1
+    return before, end
+
+
+def _line_ending(text):
+    return "\r\n" if "\r\n" in text else "\n"
+
+
+def edit_netrc_text(text, machine, login=None, password=None):
+    """Return `text` with every entry for `machine` replaced by one new entry, or removed.
+
+    With `login` and `password` the first entry is replaced in place, later copies are removed, and
+    when there was none the new entry goes before any `default` entry or at the end. Without them
+    every entry for `machine` is removed. Nothing else in the text changes.
+    """
+    entries = _scan_netrc(text)
+    ours = [entry for entry in entries if entry.kind == "machine" and entry.name == machine]
+    defaults = [entry for entry in entries if entry.kind == "default"]
+    new_line = None
+    if login is not None:
+        new_line = "machine %s login %s password %s" % (machine, login, password)
+    eol = _line_ending(text)
+
+    # A default entry matches every host, so readers that stop at the first match (ftp, curl)
+    # would never reach an entry after it: an entry of ours found there is moved before it.
+    first_default = defaults[0].start if defaults else len(text) + 1
+    replace_in_place = new_line is not None and ours and ours[0].start < first_default
+
+    pieces = []
+    position = 0
+    for index, entry in enumerate(ours):
+        span_start, span_end = _entry_span(text, entry)
+        if index == 0 and replace_in_place:
+            pieces.append(text[position:entry.start])
+            pieces.append(new_line)
+            position = entry.end
+        else:
+            pieces.append(text[position:span_start])
+            position = span_end
+    pieces.append(text[position:])
+    result = "".join(pieces)
+    if new_line is None or replace_in_place:
+        return result
+
+    remaining = [entry for entry in _scan_netrc(result) if entry.kind == "default"]
+    if remaining:
+        insert_at = remaining[0].start
+        line_start = result.rfind("\n", 0, insert_at) + 1
+        if result[line_start:insert_at].strip(" \t") == "":
+            return result[:line_start] + new_line + eol + result[line_start:]
+        return result[:insert_at] + eol + new_line + eol + result[insert_at:]
+
+    tail = ""
+    if result and not result.endswith("\n"):
+        tail += eol
+    scanned = _scan_netrc(result)
+    if scanned and scanned[-1].kind == "macdef" and scanned[-1].open_macro:
+        # Without an empty line the reader would take our entry as more lines of the macro.
+        tail += eol
+    return result + tail + new_line + eol
+
+
+def validate_netrc_value(label, value):
+    """Raise UsageError unless `value` reads back the same in every netrc reader.
+
+    Python 3.8 to 3.10 and 3.11 and newer tokenize quotes, backslashes and `#` differently, so only
+    plain printable ASCII without those characters is written.
+    """
+    if not value:
+        raise UsageError("the %s is empty" % label)
+    for character in value:
+        if not ("!" <= character <= "~"):
+            shown = "a space" if character == " " else "the character %r" % character
+            raise UsageError(
+                "the %s contains %s, which a netrc file cannot store; use printable ASCII "
+                "without spaces" % (label, shown)
+            )
+        if character in "\"'\\":
+            raise UsageError(
+                "the %s contains %r, which netrc readers treat differently; leave it out"
+                % (label, character)
+            )
+    if value.startswith("#"):
+        raise UsageError("the %s starts with '#', which netrc readers take as a comment" % label)
+
+
+class _DirectoryLock(object):
+    """An exclusive lock on the netrc file's directory, held while the file is read and replaced.
+
+    The directory is locked rather than the file because the file is replaced by rename, which
+    would leave a lock on the old file behind. Where `fcntl` is missing (Windows), a lock file
+    created with O_EXCL takes its place.
+    """
+
+    def __init__(self, directory, target, use_fcntl=True, timeout=30.0):
+        self.directory = directory
+        self.lock_path = target + ".lock"
+        self.timeout = timeout
+        self.descriptor = None
+        self.fcntl = None
+        if use_fcntl:
+            try:
+                import fcntl
+
+                self.fcntl = fcntl
+            except ImportError:
+                self.fcntl = None
+
+    def __enter__(self):
+        if self.fcntl is not None:
+            self.descriptor = os.open(self.directory, os.O_RDONLY)
+            self.fcntl.flock(self.descriptor, self.fcntl.LOCK_EX)
+            return self
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self.descriptor = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                return self
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    raise NetrcError(
+                        "another sliceofml is changing the file (lock file %s); if none is "
+                        "running, remove the lock file" % self.lock_path
+                    )
+                time.sleep(0.05)
+
+    def __exit__(self, *exc_info):
+        if self.fcntl is not None:
+            self.fcntl.flock(self.descriptor, self.fcntl.LOCK_UN)
+            os.close(self.descriptor)
+            return
+        os.close(self.descriptor)
+        try:
+            os.unlink(self.lock_path)
+        except OSError:
+            pass
+
+
+def _check_rewrite(new_path, before, machine, login, password, display_path):
+    """Raise NetrcError unless the new file parses to `before` plus or minus our entry."""
+    after = _parse_netrc(new_path)
+    if login is not None:
+        found = after.hosts.get(machine)
+        if not found or found[0] != login or found[2] != password:
+            raise NetrcError("the edited file did not read back our entry; left unchanged", display_path)
+    elif machine in after.hosts:
+        raise NetrcError("the edited file still contains our entry; left unchanged", display_path)
+    if before is None:
+        return
+    others_before = {host: value for host, value in before.hosts.items() if host != machine}
+    others_after = {host: value for host, value in after.hosts.items() if host != machine}
+    if others_before != others_after or before.macros != after.macros:
+        raise NetrcError(
+            "editing would change other entries as this Python reads them; left unchanged",
+            display_path,
+        )
+
+
+def _write_atomically(target, data, mode, check, owner=None):
+    """Replace `target` with `data` so that a crash leaves the old file or the new one, never a part.
+
+    The temporary file is created 0600 by mkstemp, so the token is never readable by others, and is
+    checked by `check(path)` before the rename.
+    """
+    import tempfile
+
+    directory = os.path.dirname(target) or "."
+    descriptor, temporary = tempfile.mkstemp(prefix=".netrc-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        if owner is not None and hasattr(os, "chown"):
+            try:
+                os.chown(temporary, owner[0], owner[1])
+            except OSError:
+                pass
+        check(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    if hasattr(os, "O_DIRECTORY"):
+        try:
+            directory_descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        try:
+            os.fsync(directory_descriptor)
+        except OSError:
+            pass
+        finally:
+            os.close(directory_descriptor)
+
+
+def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
+    """Store (login, password) for `machine` in the netrc file at `path`, or remove it when None.
+
+    Return True when the file changed. Symbolic links are followed, so a linked dotfile stays a link.
+    """
+    import stat
+
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    if login is None and not os.path.exists(target):
+        return False
+    if not os.path.isdir(directory):
+        raise NetrcError("the folder %s does not exist" % directory, path)
+    try:
+        lock = _DirectoryLock(directory, target, use_fcntl=use_fcntl)
+        lock.__enter__()
+    except OSError as error:
+        raise NetrcError("cannot lock the file's folder (%s)" % (error.strerror or error), path)
+    try:
+        # Read again under the lock, so that a concurrent login's entry is kept.
+        text = _read_netrc_text(target)
+        before = None
+        mode = 0o600
+        owner = None
+        if text is not None:
+            info = os.stat(target)
+            if os.name == "posix" and not info.st_mode & stat.S_IWUSR:
+                raise NetrcError(
+                    "the file is read-only (mode %o); make it writable with chmod 600, then try again"
+                    % stat.S_IMODE(info.st_mode),
+                    path,
+                )
+            mode = stat.S_IMODE(info.st_mode) & 0o700 | 0o600
+            owner = (info.st_uid, info.st_gid)
+            before = _parse_netrc(target)
+            if login is None and machine not in before.hosts:
+                return False
+        new_text = edit_netrc_text(text or "", machine, login, password)
+        if new_text == text:
+            return False
+
+        def check(temporary):
+            _check_rewrite(temporary, before, machine, login, password, path)
+
+        try:
+            _write_atomically(target, new_text.encode("utf-8"), mode, check, owner)
+        except OSError as error:
+            raise NetrcError("cannot write the file (%s)" % (error.strerror or error), path)
+        return True
+    finally:
+        lock.__exit__(None, None, None)
+
+
+# ==============================================================================================
+# HTTP client
+#
+# One place sends requests and turns HTTP statuses and transport failures into the errors above;
+# one loop decides what is retried, what is waited out and what ends the run.
+# ==============================================================================================
+
+
+def parse_api_url(url):
+    """Return (base URL without a trailing slash, host name) or raise UsageError.
+
+    Plain http:// is accepted only for loopback hosts, because the bearer token travels in a header.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        parts.port  # Raises ValueError for a port that is not a number.
+    except ValueError as error:
+        raise UsageError("SLICEOFML_API_URL %r is not a valid URL (%s)" % (url, error))
+    if parts.scheme not in ("https", "http") or not host:
+        raise UsageError(
+            "SLICEOFML_API_URL %r is not a valid URL; expected https://HOST[:PORT]" % url
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise UsageError(
+            "SLICEOFML_API_URL %r must not contain a query, fragment or user name" % url
+        )
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise UsageError(
+            "SLICEOFML_API_URL %r uses http://, which is accepted only for loopback hosts "
+            "(127.0.0.1, ::1, localhost); use https://" % url
+        )
+    return url.strip().rstrip("/"), host.lower()
+
+
+def _is_loopback(host):
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Response(object):
+    __slots__ = ("status", "reason", "headers", "body")
+
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        value = self.headers.get(name) if self.headers is not None else None
+        return value.strip() if isinstance(value, str) else None
+
+    def json(self):
+        """Return the parsed JSON body, or None when the body is not JSON."""
+        import json
+
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+
+def _redirect_handler_class():
+    """Return a urllib redirect handler that follows redirects only within the same origin.
+
+    urllib's default handler copies the Authorization header to wherever the server redirects,
+    which would hand the bearer token to another host.
+    """
+    import urllib.request
+    from urllib.parse import urljoin, urlsplit
+
+    class SameOriginRedirectHandler(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, request, stream, code, message, headers, new_url):
+            new_url = urljoin(request.full_url, new_url)
+            old, new = urlsplit(request.full_url), urlsplit(new_url)
+            if (old.scheme, old.netloc) != (new.scheme, new.netloc):
+                raise APIError(
+                    "the API answered HTTP %d with a redirect to %s://%s; not following it, so "
+                    "the bearer token is not sent to another host" % (code, new.scheme, new.netloc),
+                    status=code,
+                )
+            return super().redirect_request(request, stream, code, message, headers, new_url)
+
+    return SameOriginRedirectHandler
+
+
+class ApiClient(object):
+    """Sends requests to the X API with timeouts, retries and rate-limit waits."""
+
+    def __init__(self, api_url, api_host, bearer_token=None, token_source="netrc",
+                 timeout=DEFAULT_TIMEOUT, retry_delay=DEFAULT_RETRY_DELAY,
+                 max_wait=DEFAULT_MAX_WAIT, log=None, reporter=None, cancel=None):
+        import random
+        import threading
+        import urllib.request
+
+        self.api_url = api_url
+        self.api_host = api_host
+        self.bearer_token = bearer_token
+        self.token_source = token_source
+        self.timeout = timeout
+        self.retry_delay = retry_delay
+        self.max_wait = max_wait
+        self.log = log or (lambda message: None)
+        self.reporter = reporter
+        self.cancel = cancel or threading.Event()
+        self.random = random.Random()
+        # The last x-rate-limit-remaining the API sent; the pager slows down when it runs low.
+        self.rate_limit_remaining = None
+        handlers = [_redirect_handler_class()()]
+        if _is_loopback(api_host):
+            # A proxy from the environment must not carry loopback traffic somewhere else.
+            handlers.append(urllib.request.ProxyHandler({}))
+        self.opener = urllib.request.build_opener(*handlers)
+        self.user_agent = "sliceofml/%s Python/%s" % (__version__, ".".join(map(str, sys.version_info[:3])))
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def send(self, method, path, params=None, body=None, headers=None):
+        """Send one request and return the _Response, whatever its status.
+
+        Raise NetworkError for transport failures and APIError for a refused redirect.
+        """
+        import http.client
+        import socket
+        import urllib.error
+        import urllib.request
+        from urllib.parse import urlencode
+
+        url = self.api_url + path
+        if params:
+            url += "?" + urlencode(params)
+        request_headers = {
+            "User-Agent": self.user_agent,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+        }
+        if self.bearer_token and not (headers and "Authorization" in headers):
+            request_headers["Authorization"] = "Bearer " + self.bearer_token
+        request_headers.update(headers or {})
+        request = urllib.request.Request(url, data=body, headers=request_headers, method=method)
+        started = time.monotonic()
+        try:
+            try:
+                with self.opener.open(request, timeout=self.timeout) as stream:
+                    response = _Response(stream.status, stream.reason, stream.headers,
+                                         self._read_body(stream, started))
+            except urllib.error.HTTPError as error:
+                try:
+                    error_body = self._read_body(error, started)
+                except (NetworkError, http.client.HTTPException, OSError):
+                    error_body = b""
+                response = _Response(error.code, error.reason, error.headers, error_body)
+        except urllib.error.URLError as error:
+            reason = error.reason
+            if isinstance(reason, socket.timeout):
+                raise NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
+            raise NetworkError("cannot connect to %s (%s)" % (self.api_host, _describe_reason(reason)))
+        except socket.timeout:
+            raise NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
+        except http.client.IncompleteRead:
+            raise NetworkError("the response from %s was cut short" % self.api_host)
+        except (http.client.HTTPException, OSError) as error:
+            raise NetworkError("the connection to %s failed (%s)" % (self.api_host, _describe_reason(error)))
+        self.log("%s %s -> %d in %.2f s" % (method, url, response.status,
+                                             time.monotonic() - started))
+        remaining = _int_or_none(response.header("x-rate-limit-remaining"))
+        if remaining is not None:
+            self.rate_limit_remaining = remaining
+        return response
+
+    def _read_body(self, stream, started):
+        """Read the whole body within the timeout and undo gzip encoding."""
+        import zlib
+
+        chunks = []
+        while True:
+            chunk = stream.read(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if time.monotonic() - started > self.timeout:
+                raise NetworkError("the response from %s timed out after %g s" % (self.api_host, self.timeout))
+        body = b"".join(chunks)
+        if (stream.headers.get("Content-Encoding") or "").strip().lower() == "gzip":
+            try:
+                # 16 + MAX_WBITS accepts exactly the gzip container.
+                decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                body = decompressor.decompress(body)
+                if not decompressor.eof:
+                    raise NetworkError("the gzip response from %s was cut short" % self.api_host)
+            except zlib.error:
+                raise NetworkError("the gzip response from %s is corrupt" % self.api_host)
+        return body
+
+    # -- retries and waits ---------------------------------------------------------------------
+
+    def request_json(self, method, path, params=None, body=None, headers=None):
+        """Send a request until it succeeds and return its JSON object.
+
+        5xx statuses, transport failures, unreadable bodies and short per-second rate limits are
+        retried with exponential backoff and jitter. A rate limit that resets within `max_wait`
+        seconds is waited out. Everything else raises at once.
+        """
+        attempt = 0
+        rate_limit_waits = 0
+        while True:
+            self._check_cancel()
+            try:
+                response = self.send(method, path, params, body, headers)
+                if not 200 <= response.status < 300:
+                    raise self.error_for(response)
+                document = response.json()
+                if not isinstance(document, dict):
+                    raise NetworkError(
+                        "the API returned HTTP %d with a body that is not a JSON object" % response.status
+                    )
+                return document
+            except (APIError, NetworkError) as error:
+                wait = getattr(error, "wait_seconds", None)
+                if wait is not None:
+                    rate_limit_waits += 1
+                    if wait > self.max_wait or rate_limit_waits > MAX_RATE_LIMIT_WAITS:
+                        error.args = ("%s; it resets in %d s, which is longer than --max-wait %g s; "
+                                      "try again later" % (error, wait, self.max_wait),)
+                        raise
+                    self._wait("rate limit reached", wait)
+                    continue
+                if not getattr(error, "retryable", False):
+                    raise
+                attempt += 1
+                if attempt >= ATTEMPTS_PER_PAGE:
+                    error.args = ("%s (gave up after %d attempts)" % (error, attempt),)
+                    raise
+                delay = self.retry_delay * 2 ** (attempt - 1)
+                delay += self.random.uniform(0, delay)
+                self.log("retrying in %.2f s after: %s" % (delay, error))
+                self._pause(delay)
+
+    def _check_cancel(self):
+        if self.cancel.is_set():
+            raise PagingStopped("stopped")
+
+    def _pause(self, seconds):
+        if self.cancel.wait(seconds):
+            raise PagingStopped("stopped")
+
+    def _wait(self, why, seconds):
+        """Sleep through a rate-limit reset, counting down on the terminal."""
+        seconds = max(1, int(seconds + 0.999))
+        self.log("%s; waiting %d s" % (why, seconds))
+        if self.reporter is not None:
+            self.reporter.warn_wait(why, seconds)
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self.reporter is not None:
+                self.reporter.countdown(why, int(left + 0.999))
+            self._pause(min(1.0, left))
+        if self.reporter is not None:
+            self.reporter.countdown(why, 0)
+
+    # -- statuses ------------------------------------------------------------------------------
+
+    def error_for(self, response):
+        """Return the error that describes an unsuccessful response."""
+        status = response.status
+        document = response.json()
+        problem = document if isinstance(document, dict) else {}
+        described = _describe_problem(problem)
+        if status == 401:
+            if self.token_source == "environment":
+                return AuthError("the API rejected the bearer token in SLICEOFML_BEARER_TOKEN "
+                                 "(HTTP 401); set a valid token or unset it")
+            return AuthError("the API rejected the saved bearer token (HTTP 401 %s); run "
+                             "`python3 sliceofml.py login --relogin`" % (described or "Unauthorized"))
+        if status == 429:
+            if str(problem.get("type", "")).endswith("/usage-capped"):
+                return APIError("the plan's post cap is spent (%s); waiting will not help until the "
+                                "cap resets, see the developer portal" % described, status=429)
+            remaining = _int_or_none(response.header("x-rate-limit-remaining"))
+            if remaining is not None and remaining > 0:
+                return APIError("the API is limiting requests per second (HTTP 429)", status=429,
+                                retryable=True)
+            reset = _int_or_none(response.header("x-rate-limit-reset"))
+            wait = 60 if reset is None else max(1, reset - _server_now(response))
+            return APIError("the rate limit is reached (HTTP 429)", status=429, wait_seconds=wait)
+        if status >= 500:
+            kind = "an HTML page, probably from a proxy" if _looks_like_html(response) else described
+            message = "the API returned HTTP %d %s" % (status, response.reason or "")
+            if kind:
+                message += " (%s)" % kind
+            return APIError(message.replace("  ", " "), status=status, retryable=True)
+        message = "the API returned HTTP %d %s" % (status, response.reason or "")
+        if described:
+            message = "%s: %s" % (message.strip(), described)
+        elif _looks_like_html(response):
+            message += " (an HTML page, probably from a proxy)"
+        error = APIError(message.strip(), status=status)
+        error.problem = problem
+        return error
+
+
+def _describe_reason(reason):
+    text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    return text
+
+
+def _int_or_none(value):
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _server_now(response):
+    """Return the server's clock from its Date header, so that a wrong local clock does not matter."""
+    from email.utils import parsedate_tz, mktime_tz
+
+    value = response.header("Date")
+    parsed = parsedate_tz(value) if value else None
+    if parsed is None:
+        return int(time.time())
+    return mktime_tz(parsed)
+
+
+def _looks_like_html(response):
+    content_type = (response.header("Content-Type") or "").lower()
+    return "html" in content_type or response.body[:200].lstrip().lower().startswith((b"<!doctype", b"<html"))
+
+
+def _describe_problem(problem):
+    """Join the API's own words of a problem JSON or v1.1 error body into one line."""
+    parts = []
+    for key in ("title", "detail"):
+        value = problem.get(key)
+        if isinstance(value, str) and value and value not in parts:
+            parts.append(value)
+    for key in ("reason", "required_enrollment"):
+        value = problem.get(key)
+        if isinstance(value, str) and value:
+            parts.append("%s: %s" % (key.replace("_", " "), value))
+    errors = problem.get("errors")
+    if isinstance(errors, list):
+        for item in errors[:5]:
+            if isinstance(item, dict) and isinstance(item.get("message"), str):
+                message = item["message"]
+                if isinstance(item.get("code"), int):
+                    message += " (code %d)" % item["code"]
+                parts.append(message)
+    url = problem.get("registration_url")
+    if isinstance(url, str) and url:
+        parts.append("see " + url)
+    return _one_line(". ".join(part.rstrip(".") for part in parts))
+
+
+def _one_line(text, limit=400):
+    """Collapse whitespace and control characters so an API message cannot break our output."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def fetch_bearer_token(client, api_key, api_secret):
+    """Trade the app's API key and secret for an app-only bearer token."""
+    import base64
+    from urllib.parse import quote
+
+    credentials = "%s:%s" % (quote(api_key, safe=""), quote(api_secret, safe=""))
+    headers = {
+        "Authorization": "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii"),
+        "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+    }
+    try:
+        document = client.request_json("POST", TOKEN_PATH, body=b"grant_type=client_credentials",
+                                       headers=headers)
+    except APIError as error:
+        if error.status in (401, 403):
+            raise AuthError(
+                "X rejected the API key and secret (HTTP %d%s). Use the app's Consumer Keys "
+                "\"API Key and Secret\" from the Keys and tokens page, not the OAuth 2.0 Client ID "
+                "and Client Secret" % (error.status, _api_words(error))
+            )
+        raise
+    token_type = document.get("token_type")
+    token = document.get("access_token")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer" or not isinstance(token, str):
+        raise APIError("the token endpoint returned token_type %r instead of a bearer token"
+                       % (token_type,))
+    return token
+
+
+def _api_words(error):
+    problem = getattr(error, "problem", None) or {}
+    described = _describe_problem(problem)
+    return ": " + described if described else ""
+
+
+# ==============================================================================================
+# Search and ranking
+# ==============================================================================================
+
+
+class TopPosts(object):
+    """The best N posts seen so far, by rank_key, and the ids of every post seen.
+
+    Memory stays flat as pages arrive: only N posts keep their text.
+    """
+
+    def __init__(self, size):
+        self.size = size
+        self.heap = []
+        self.seen = set()
+
+    def add(self, post):
+        """Count the post unless it was seen before; return True when it was new."""
+        import heapq
+
+        if post.id in self.seen:
+            return False
+        self.seen.add(post.id)
+        entry = (post.rank_key(), post.id, post)
+        if len(self.heap) < self.size:
+            heapq.heappush(self.heap, entry)
+        elif entry[:2] > self.heap[0][:2]:
+            heapq.heapreplace(self.heap, entry)
+        return True
+
+    def ranked(self):
+        """Return the kept posts, best first."""
+        return [entry[2] for entry in sorted(self.heap, key=lambda entry: entry[:2], reverse=True)]
+
+
+_ENTITY = None
+
+
+def decode_entities(text):
+    """Decode the three HTML entities the API escapes, exactly once.
+
+    >>> decode_entities("a &amp;amp; b &lt;3")
+    'a &amp; b <3'
+    """
+    global _ENTITY
+    if _ENTITY is None:
+        import re
+
+        _ENTITY = re.compile(r"&(amp|lt|gt);")
+    return _ENTITY.sub(lambda match: {"amp": "&", "lt": "<", "gt": ">"}[match.group(1)], text)
+
+
+def _count(value):
+    """Return a metric as an int: missing, negative or non-integer values count as 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    try:
+        return max(int(str(value)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def read_page(document, top_posts):
+    """Add a search page's posts to `top_posts`; return (posts in page, next_token, partial errors)."""
+    users = {}
+    includes = document.get("includes")
+    if isinstance(includes, dict) and isinstance(includes.get("users"), list):
+        for user in includes["users"]:
+            if isinstance(user, dict) and isinstance(user.get("username"), str):
+                users[str(user.get("id"))] = user["username"]
+    data = document.get("data")
+    count = 0
+    if isinstance(data, list):
+        for item in data:
+            post = _post_from_json(item, users)
+            if post is not None:
+                top_posts.add(post)
+                count += 1
+    meta = document.get("meta")
+    next_token = meta.get("next_token") if isinstance(meta, dict) else None
+    if not isinstance(next_token, str) or not next_token:
+        next_token = None
+    errors = document.get("errors")
+    partial = [item for item in errors if isinstance(item, dict)] if isinstance(errors, list) else []
+    return count, next_token, partial
+
+
+def _post_from_json(item, users):
+    if not isinstance(item, dict) or item.get("id") is None:
+        return None
+    text = item.get("text")
+    note = item.get("note_tweet")
+    if isinstance(note, dict) and isinstance(note.get("text"), str) and note["text"]:
+        # `text` is cut at about 280 characters for long posts; note_tweet.text has all of it.
+        text = note["text"]
+    if not isinstance(text, str):
+        text = ""
+    metrics = item.get("public_metrics")
+    if not isinstance(metrics, dict):
+        metrics = {}
+    created_at = item.get("created_at")
+    return Post(
+        id=str(item["id"]),
+        username=users.get(str(item.get("author_id"))),
+        text=decode_entities(text),
+        like_count=_count(metrics.get("like_count")),
+        retweet_count=_count(metrics.get("retweet_count")),
+        created_at=created_at if isinstance(created_at, str) else "",
+    )
+
+
+class SliceResult(object):
+    """What one slice run read and found."""
+
+    def __init__(self, window, posts, pages, posts_read, stop_reason=None, budget_spent=False,
+                 partial_errors=()):
+        self.window = window
+        self.posts = posts
+        self.pages = pages
+        self.posts_read = posts_read
+        self.stop_reason = stop_reason
+        self.budget_spent = budget_spent
+        self.partial_errors = list(partial_errors)
+
+    @property
+    def complete(self):
+        return self.stop_reason is None
+
+
+_START_TIME_FLOOR = None
+
+
+def _corrected_start(error):
+    """Return the earliest start_time a 400 names, plus a margin, or None."""
+    global _START_TIME_FLOOR
+    if _START_TIME_FLOOR is None:
+        import re
+
+        _START_TIME_FLOOR = re.compile(
+            r"'start_time' must be on or after (\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d)?(?:\.\d+)?Z)"
+        )
+    match = _START_TIME_FLOOR.search(str(error))
+    if not match:
+        return None
+    floor = parse_rfc3339(match.group(1))
+    return None if floor is None else floor + START_TIME_CORRECTION
+
+
+class _WindowState(object):
+    """Paging progress through one sub-window."""
+
+    def __init__(self, window):
+        self.window = window
+        self.next_token = None
+        self.pages = 0
+        self.done = False
+        self.busy = False
+        self.start_corrected = False
+
+
+def fetch_page(client, state):
+    """Fetch the next page of a sub-window; retry once when the API says start_time is too old."""
+    while True:
+        params = {"query": SEARCH_QUERY}
+        params.update(SEARCH_FIELDS)
+        params["start_time"] = format_rfc3339(state.window.start)
+        params["end_time"] = format_rfc3339(state.window.end)
+        if state.next_token:
+            params["next_token"] = state.next_token
+        try:
+            return client.request_json("GET", SEARCH_PATH, params)
+        except APIError as error:
+            corrected = _corrected_start(error) if error.status == 400 else None
+            if corrected is None or state.start_corrected:
+                raise
+            # The 7-day floor moved while paging: search from the new floor once.
+            state.start_corrected = True
+            if corrected >= state.window.end:
+                return {"meta": {"result_count": 0}}
+            client.log("start_time moved to %s after: %s" % (format_rfc3339(corrected), error))
+            state.window.start = max(state.window.start, corrected)
+
+
+def collect_posts(client, window, top, max_pages, workers, reporter=None):
+    """Page through recent search for `window` and return a SliceResult.
+
+    With more than one worker the window is split into sub-windows read concurrently, each with its
+    own next_token. The page budget is shared so that no sub-window falls more than one page behind
+    another while the budget is short, and every day of a week is represented.
+    """
+    import queue
+    import threading
+
+    if workers > 1:
+        states = [_WindowState(piece) for piece in window.split(WINDOW_SPLITS[window.name])]
+    else:
+        states = [_WindowState(TimeWindow(window.name, window.start, window.end))]
+    top_posts = TopPosts(top)
+    results = queue.Queue()
+    tasks = queue.Queue()
+    partial_errors = []
+    pages_read = 0
+    pages_issued = 0
+    in_flight = 0
+    stop_error = None
+
+    def work():
+        while True:
+            state = tasks.get()
+            if state is None:
+                return
+            try:
+                results.put((state, fetch_page(client, state), None))
+            except BaseException as error:  # Handed to the main thread, which decides.
+                results.put((state, None, error))
+
+    threads = [threading.Thread(target=work, name="sliceofml-page-%d" % i, daemon=True)
+               for i in range(min(workers, len(states)))]
+    for thread in threads:
+        thread.start()
+
+    def allowed(state, active):
+        # While pages are short, a sub-window may run ahead of the slowest one only by its share of
+        # what is left, so the budget ends spread evenly across the time window.
+        lowest = min(other.pages for other in active)
+        share = (max_pages - pages_issued) // len(active)
+        return state.pages < lowest + 1 + share
+
+    try:
+        while True:
+            active = [state for state in states if not state.done]
+            limit = len(threads)
+            if client.rate_limit_remaining is not None and client.rate_limit_remaining < LOW_REMAINING:
+                limit = 1
+            while stop_error is None and in_flight < limit and pages_issued < max_pages:
+                ready = [state for state in active if not state.busy and allowed(state, active)]
+                if not ready:
+                    break
+                state = min(ready, key=lambda candidate: candidate.pages)
+                state.busy = True
+                state.pages += 1
+                pages_issued += 1
+                in_flight += 1
+                tasks.put(state)
+            if in_flight == 0:
+                break
+            try:
+                state, document, error = results.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            in_flight -= 1
+            state.busy = False
+            if error is not None:
+                state.pages -= 1
+                if isinstance(error, (AuthError, KeyboardInterrupt)) or not isinstance(error, SliceError):
+                    raise error
+                if stop_error is None:
+                    stop_error = error
+                    client.cancel.set()
+                continue
+            pages_read += 1
+            _, state.next_token, partial = read_page(document, top_posts)
+            partial_errors.extend(partial)
+            if state.next_token is None:
+                state.done = True
+            if reporter is not None:
+                reporter.progress(window.name, pages_read, len(top_posts.seen))
+    finally:
+        client.cancel.set()
+        for _ in threads:
+            tasks.put(None)
+
+    budget_spent = pages_issued >= max_pages and any(not state.done for state in states)
+    stop_reason = None
+    if stop_error is not None:
+        if pages_read == 0 or isinstance(stop_error, PagingStopped):
+            raise stop_error
+        stop_reason = str(stop_error)
+    return SliceResult(window, top_posts.ranked(), pages_read, len(top_posts.seen), stop_reason,
+                       budget_spent, partial_errors)
+
+
+# ==============================================================================================
+# Terminal rendering
+#
+# Anatomy of the table (plain output, 80 columns):
+#
+#                            Your weekly slice of ML          <- title, centred
+#                         27 Nov 19:47 - 04 Dec 19:45 UTC     <- time window, centred
+#   ╭────┬──────────────┬────────────────────────────┬───────╮
+#   │  # │ Author       │ Post                       │ Likes │   <- header row
+#   ├────┼──────────────┼────────────────────────────┼───────┤
+#   │  1 │ @example_lab │ Our new paper on sparse    │ 1,894 │   <- post text wrapped on words
+#   │    │              │ https://x.com/example_lab… │       │   <- the link, when no Link column fits
+#   ╰────┴──────────────┴────────────────────────────┴───────╯
+#                  2,345 posts read in 24 pages, top 10 by likes   <- caption
+#
+# Widths are computed on plain text, cell by cell, and styles (colour, OSC 8 links) are wrapped
+# around the padded cells afterwards, so escape sequences never count towards a width.
+# ==============================================================================================
+
+_UNICODE_GLYPHS = {
+    "top": ("╭", "─", "┬", "╮"),
+    "middle": ("├", "─", "┼", "┤"),
+    "bottom": ("╰", "─", "┴", "╯"),
+    "vertical": "│",
+    "ellipsis": "…",
+    "dash": "–",
+    "dot": "·",
+}
+_ASCII_GLYPHS = {
+    "top": ("+", "-", "+", "+"),
+    "middle": ("+", "-", "+", "+"),
+    "bottom": ("+", "-", "+", "+"),
+    "vertical": "|",
+    "ellipsis": "...",
+    "dash": "-",
+    "dot": "-",
+}
+# Post cells longer than this many lines end with an ellipsis; --json keeps the whole text.
+MAX_POST_LINES = 12
+MIN_WIDTH = 30
+_BIDI_CONTROLS = frozenset(list(range(0x202A, 0x202F)) + list(range(0x2066, 0x206A)) + [0x200E, 0x200F, 0x061C])
+
+
+class Style(object):
+    """How output may look on one stream: colour, OSC 8 links, box-drawing glyphs, encoding."""
+
+    def __init__(self, color=False, links=False, unicode=True, encoding="utf-8"):
+        self.color = color
+        self.links = links
+        self.unicode = unicode
+        self.encoding = encoding
+        self.glyphs = _UNICODE_GLYPHS if unicode else _ASCII_GLYPHS
+
+    def paint(self, text, codes):
+        """Wrap text in SGR codes (e.g. "1;36") when colour is on."""
+        if not self.color or not codes or not text:
+            return text
+        return "\x1b[%sm%s\x1b[0m" % (codes, text)
+
+    def link(self, text, url):
+        """Make text an OSC 8 hyperlink to url when links are on."""
+        if not self.links or not url or not text:
+            return text
+        return "\x1b]8;;%s\x1b\\%s\x1b]8;;\x1b\\" % (url, text)
+
+
+def decide_style(stream, environ, os_name=None, kernel32=None):
+    """Decide colour, links and glyphs for `stream` from NO_COLOR, FORCE_COLOR, TERM, isatty and encoding."""
+    import codecs
+
+    os_name = os_name or os.name
+    encoding = getattr(stream, "encoding", None) or "ascii"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        encoding = "ascii"
+    glyphs = "".join("".join(value) for value in _UNICODE_GLYPHS.values())
+    try:
+        glyphs.encode(encoding)
+        unicode = True
+    except UnicodeEncodeError:
+        unicode = False
+    try:
+        is_terminal = stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        is_terminal = False
+    if environ.get("NO_COLOR"):
+        color = False
+    elif environ.get("FORCE_COLOR"):
+        color = True
+    elif environ.get("TERM") == "dumb" or not is_terminal:
+        color = False
+    else:
+        color = True
+        if os_name == "nt":
+            color = enable_windows_ansi(kernel32)
+    return Style(color=color, links=color, unicode=unicode, encoding=encoding)
+
+
+def enable_windows_ansi(kernel32=None):
+    """Turn on escape-sequence processing of the Windows console; return False when it cannot be done."""
+    try:
+        import ctypes
+    except ImportError:
+        return False
+    if kernel32 is None:
+        try:
+            kernel32 = ctypes.windll.kernel32
+        except (AttributeError, OSError):
+            return False
+    try:
+        handle = kernel32.GetStdHandle(-11)  # STD_OUTPUT_HANDLE
+        mode = ctypes.c_uint32()
+        if not kernel32.GetConsoleMode(handle, ctypes.byref(mode)):
+            return False
+        # 0x0004 is ENABLE_VIRTUAL_TERMINAL_PROCESSING (Windows 10 1511 and newer).
+        return bool(kernel32.SetConsoleMode(handle, mode.value | 0x0004))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def terminal_width(stream, environ):
+    """Return COLUMNS when it is a positive number, else the terminal's width, else 80."""
+    value = _int_or_none(environ.get("COLUMNS"))
+    if value is not None and value > 0:
+        return value
+    try:
+        if stream.isatty():
+            columns = os.get_terminal_size(stream.fileno()).columns
+            if columns > 0:
+                return columns
+    except (AttributeError, ValueError, OSError):
+        pass
+    return 80
+
+
+def clean_text(text):
+    """Make untrusted text safe to print: no control characters, no bidi overrides.
+
+    Newlines stay as line breaks, tabs become spaces; C0 and C1 controls (ESC among them), bidi
+    embeddings, overrides, isolates and marks, which could take over the terminal or reorder the
+    table, are removed.
+
+    >>> clean_text("a\\tb\\x1b[2Jc\\u202ed\\r\\n")
+    'a b[2Jcd\\n'
+    """
+    out = []
+    for character in text:
+        code = ord(character)
+        if character == "\n":
+            out.append("\n")
+        elif character == "\t":
+            out.append(" ")
+        elif code < 0x20 or 0x7F <= code < 0xA0 or code in _BIDI_CONTROLS:
+            continue
+        elif code in (0x2028, 0x2029):
+            out.append("\n")
+        elif 0xD800 <= code < 0xE000:
+            out.append("\ufffd")
+        else:
+            out.append(character)
+    return "".join(out)
+
+
+def _is_zero_width(character):
+    import unicodedata
+
+    code = ord(character)
+    if code == 0x200D or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF:
+        return True
+    if 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F or 0x1160 <= code <= 0x11FF:
+        return True
+    return unicodedata.category(character) in ("Mn", "Me", "Cf")
+
+
+def _base_width(character):
+    import unicodedata
+
+    code = ord(character)
+    # Emoji blocks count as wide even where this Python's Unicode tables predate the emoji.
+    if 0x1F300 <= code <= 0x1F64F or 0x1F900 <= code <= 0x1FAFF:
+        return 2
+    if unicodedata.east_asian_width(character) in ("W", "F"):
+        return 2
+    return 1
+
+
+def split_clusters(text):
+    """Split text into user-perceived characters with their display widths in terminal cells.
+
+    Combining marks, variation selectors, skin-tone modifiers and zero width joiners attach to the
+    character before them; a regional-indicator pair is one flag. VS16 makes a symbol wide.
+
+    >>> [width for _, width in split_clusters("a机❤️👩‍🔬e\\u0301")]
+    [1, 2, 2, 2, 1]
+    """
+    clusters = []
+    joined = False
+    for character in text:
+        code = ord(character)
+        if clusters and (joined or _is_zero_width(character)):
+            cluster, width = clusters[-1]
+            if code == 0xFE0F:
+                width = 2
+            elif joined and width == 0:
+                width = _base_width(character)
+            clusters[-1] = (cluster + character, width)
+            joined = code == 0x200D
+            continue
+        if (clusters and 0x1F1E6 <= code <= 0x1F1FF and len(clusters[-1][0]) == 1
+                and 0x1F1E6 <= ord(clusters[-1][0]) <= 0x1F1FF):
+            clusters[-1] = (clusters[-1][0] + character, 2)
+            continue
+        joined = code == 0x200D
+        clusters.append((character, 0 if _is_zero_width(character) else _base_width(character)))
+    return clusters
+
+
+def display_width(text):
+    """Return the number of terminal cells text takes, escape sequences excluded.
+
+    >>> display_width("\\x1b[1mML\\x1b[0m 机器学习")
+    11
+    """
+    import re
+
+    text = re.sub(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    return sum(width for _, width in split_clusters(text))
+
+
+def _encodable_clusters(text, encoding):
+    """Return the clusters of text, with those the encoding cannot carry replaced by '?'."""
+    clusters = split_clusters(text)
+    if encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf16", "utf32"):
+        return clusters
+    result = []
+    for cluster, width in clusters:
+        try:
+            cluster.encode(encoding)
+            result.append((cluster, width))
+        except UnicodeEncodeError:
+            result.append(("?", 1))
+    return result
+
+
+def wrap_text(text, width, encoding="utf-8", max_lines=None, ellipsis="…"):
+    """Wrap text on spaces into lines of at most `width` cells; over-long words are broken.
+
+    Return a list of (line, cells). Runs of empty lines are kept to one.
+
+    >>> [line for line, _ in wrap_text("the quick brown fox", 9)]
+    ['the quick', 'brown fox']
+    """
+    lines = []
+    for paragraph in text.split("\n"):
+        words = [word for word in paragraph.split(" ") if word]
+        if not words:
+            if lines and lines[-1][1] > 0:
+                lines.append(("", 0))
+            continue
+        current, cells = [], 0
+        for word in words:
+            clusters = _encodable_clusters(word, encoding)
+            word_cells = sum(w for _, w in clusters)
+            if current and cells + 1 + word_cells <= width:
+                current.append((" ", 1))
+                current.extend(clusters)
+                cells += 1 + word_cells
+                continue
+            if current:
+                lines.append(_joined(current))
+                current, cells = [], 0
+            for cluster in clusters:
+                if cells + cluster[1] > width and current:
+                    lines.append(_joined(current))
+                    current, cells = [], 0
+                current.append(cluster)
+                cells += cluster[1]
+        if current:
+            lines.append(_joined(current))
+    while lines and lines[-1][1] == 0:
+        lines.pop()
+    if max_lines is not None and len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = truncate(lines[-1][0], width, ellipsis, end=True)
+    return lines or [("", 0)]
+
+
+def _joined(clusters):
+    return "".join(cluster for cluster, _ in clusters), sum(width for _, width in clusters)
+
+
+def truncate(text, width, ellipsis="…", end=False):
+    """Cut text to `width` cells, ending with the ellipsis when anything was cut (or `end` is set)."""
+    clusters = split_clusters(text)
+    total = sum(w for _, w in clusters)
+    if total <= width and not end:
+        return text, total
+    room = max(width - display_width(ellipsis), 0)
+    kept, cells = [], 0
+    for cluster, cluster_width in clusters:
+        if cells + cluster_width > room:
+            break
+        kept.append(cluster)
+        cells += cluster_width
+    text = "".join(kept).rstrip()
+    cells = display_width(text)
+    return text + ellipsis, cells + display_width(ellipsis)
+
+
+class _Cell(object):
+    """The lines of one table cell: (text, cells, SGR codes, link URL)."""
+
+    def __init__(self, lines, align="left"):
+        self.lines = lines
+        self.align = align
+
+
+def _format_count(number):
+    return "{:,}".format(number)
+
+
+def _time_window_label(window, style):
+    start = time.strftime("%d %b %H:%M", time.gmtime(window.start))
+    end = time.strftime("%d %b %H:%M", time.gmtime(window.end))
+    return "%s %s %s UTC" % (start, style.glyphs["dash"], end)
+
+
+def _post_url(post):
+    from urllib.parse import quote
+
+    username = quote(post.username, safe="") if post.username else "i"
+    return "https://x.com/%s/status/%s" % (username, quote(post.id, safe=""))
+
+
+def render_table(result, style, width, top):
+    """Return the table for a SliceResult as text, every line at most `width` cells wide."""
+    width = max(width, MIN_WIDTH)
+    glyphs = style.glyphs
+    encoding = style.encoding
+    ellipsis = glyphs["ellipsis"]
+    posts = result.posts
+
+    ranks = [str(index + 1) for index in range(len(posts))]
+    authors = []
+    for post in posts:
+        name = clean_text(post.username).replace("\n", " ") if post.username else ""
+        authors.append("@" + name if name else "(unknown)")
+    urls = [_post_url(post) for post in posts]
+    likes = [_format_count(post.like_count) for post in posts]
+
+    rank_width = max([1] + [len(rank) for rank in ranks])
+    likes_width = max([5] + [len(value) for value in likes])
+    author_width = min(max([6] + [display_width(author) for author in authors]), 16)
+    url_width = max([4] + [len(url) for url in urls])
+
+    # Columns drop in this order as the width shrinks: the link moves into the post cell (plain
+    # output) or onto the rank (terminal links), then the author moves into the post cell.
+    show_author = True
+    show_link = True
+    link_width = 4 if style.links else url_width
+    post_width = 0
+    for _ in range(3):
+        fixed = [rank_width, likes_width] + ([author_width] if show_author else [])
+        fixed += [link_width] if show_link else []
+        columns = len(fixed) + 1
+        post_width = width - sum(fixed) - 3 * columns - 1
+        wanted = 30 if show_link else 24
+        # Plain output keeps the link on one line, so it can be copied.
+        if not show_link and not style.links and show_author:
+            wanted = max(wanted, url_width)
+        if post_width >= wanted:
+            break
+        if show_link:
+            show_link = False
+        elif show_author:
+            show_author = False
+    post_width = max(post_width, 5)
+
+    header = [("#", rank_width, "right")]
+    if show_author:
+        header.append(("Author", author_width, "left"))
+    header.append(("Post", post_width, "left"))
+    if show_link:
+        header.append(("Link", link_width, "left"))
+    header.append(("Likes", likes_width, "right"))
+    widths = [column[1] for column in header]
+
+    rows = []
+    for index, post in enumerate(posts):
+        url = urls[index]
+        rank_link = url if style.links and not show_link else None
+        cells = [_Cell([(ranks[index], len(ranks[index]), "2", rank_link)], "right")]
+        author_text, author_cells = truncate(_encodable_text(authors[index], encoding), author_width,
+                                             ellipsis)
+        profile = "https://x.com/%s" % urls[index].split("/")[3] if post.username else None
+        author_line = (author_text, author_cells, "36", profile)
+        post_lines = []
+        if show_author:
+            cells.append(_Cell([author_line]))
+        else:
+            narrow_author = truncate(_encodable_text(authors[index], encoding), post_width, ellipsis)
+            post_lines.append(narrow_author + ("36", profile))
+        for line, line_cells in wrap_text(clean_text(post.text), post_width, encoding, MAX_POST_LINES,
+                                          ellipsis):
+            post_lines.append((line, line_cells, "", None))
+        if not show_link and not style.links:
+            for line, line_cells in wrap_text(url, post_width, "ascii"):
+                post_lines.append((line, line_cells, "2", None))
+        cells.append(_Cell(post_lines))
+        if show_link:
+            if style.links:
+                cells.append(_Cell([("view", 4, "34;4", url)]))
+            else:
+                cells.append(_Cell([(url, len(url), "2", None)]))
+        cells.append(_Cell([(likes[index], len(likes[index]), "1;35", None)], "right"))
+        rows.append(cells)
+
+    table_width = sum(widths) + 3 * len(widths) + 1
+    out = []
+    title = "Your %s slice of ML" % result.window.name
+    out.append(_centred(title, table_width, style, "1"))
+    out.append(_centred(_time_window_label(result.window, style), table_width, style, "2"))
+    out.append(_rule(glyphs["top"], widths, style))
+    header_cells = [_Cell([(name, len(name), "1", None)], align) for name, _, align in header]
+    out.extend(_row_lines(header_cells, widths, style))
+    for cells in rows:
+        out.append(_rule(glyphs["middle"], widths, style))
+        out.extend(_row_lines(cells, widths, style))
+    if not rows:
+        out.append(_rule(glyphs["middle"], widths, style))
+        empty = "No machine-learning posts in this time window."
+        inner = table_width - 4
+        for line, cells in wrap_text(empty, inner):
+            out.append(_boxed_line(line, cells, inner, style))
+    out.append(_rule(glyphs["bottom"], widths, style))
+    out.append(_centred(_caption(result, top, style), table_width, style, "2"))
+    return "\n".join(out) + "\n"
+
+
+def _encodable_text(text, encoding):
+    return "".join(cluster for cluster, _ in _encodable_clusters(text, encoding))
+
+
+def _caption(result, top, style):
+    dot = " %s " % style.glyphs["dot"]
+    parts = ["%s posts read in %s %s" % (_format_count(result.posts_read), _format_count(result.pages),
+                                         "page" if result.pages == 1 else "pages")]
+    parts.append("top %d by likes" % min(top, max(len(result.posts), top)))
+    if result.budget_spent:
+        parts.append("page budget reached")
+    if not result.complete:
+        parts.append("stopped early")
+    return dot.join(parts)
+
+
+def _centred(text, width, style, codes):
+    text, cells = truncate(clean_text(text).replace("\n", " "), width, style.glyphs["ellipsis"])
+    left = (width - cells) // 2
+    return (" " * left + style.paint(text, codes)).rstrip(" ") if cells else ""
+
+
+def _rule(parts, widths, style):
+    left, fill, joint, right = parts
+    return style.paint(left + joint.join(fill * (w + 2) for w in widths) + right, "2")
+
+
+def _boxed_line(text, cells, inner, style):
+    bar = style.paint(style.glyphs["vertical"], "2")
+    return "%s %s%s %s" % (bar, text, " " * (inner - cells), bar)
+
+
+def _row_lines(cells, widths, style):
+    bar = style.paint(style.glyphs["vertical"], "2")
+    height = max(len(cell.lines) for cell in cells)
+    lines = []
+    for row in range(height):
+        parts = []
+        for cell, width in zip(cells, widths):
+            if row < len(cell.lines):
+                text, cells_used, codes, url = cell.lines[row]
+            else:
+                text, cells_used, codes, url = "", 0, "", None
+            padding = " " * max(width - cells_used, 0)
+            shown = style.link(style.paint(text, codes), url)
+            parts.append(padding + shown if cell.align == "right" else shown + padding)
+        lines.append(bar + " " + (" " + bar + " ").join(parts) + " " + bar)
+    return lines
+
+
+def render_json(result, ascii_only=False):
+    """Return the --json document for a SliceResult."""
+    import json
+
+    document = {
+        "window": result.window.name,
+        "start_time": format_rfc3339(result.window.start),
+        "end_time": format_rfc3339(result.window.end),
+        "pages": result.pages,
+        "posts_read": result.posts_read,
+        "complete": result.complete,
+        "stop_reason": result.stop_reason,
+        "page_budget_spent": result.budget_spent,
+        "posts": [
+            {
+                "rank": index + 1,
+                "id": post.id,
+                "username": post.username,
+                "text": post.text,
+                "like_count": post.like_count,
+                "retweet_count": post.retweet_count,
+                "created_at": post.created_at,
+                "url": _post_url(post),
+            }
+            for index, post in enumerate(result.posts)
+        ],
+    }
+    return json.dumps(document, ensure_ascii=ascii_only, indent=2) + "\n"
+
+
+class Reporter(object):
+    """Progress and waits on stderr: overwritten in place on a terminal, one line each otherwise."""
+
+    def __init__(self, stream, is_terminal):
+        import threading
+
+        self.stream = stream
+        self.is_terminal = is_terminal
+        self.lock = threading.Lock()
+        self.dirty = False
+
+    def _status(self, text):
+        if not self.is_terminal:
+            return
+        with self.lock:
+            self.stream.write("\r\x1b[2K" + text)
+            self.stream.flush()
+            self.dirty = True
+
+    def progress(self, window_name, pages, posts):
+        self._status("reading the %s time window: %s %s, %s posts" % (
+            window_name, _format_count(pages), "page" if pages == 1 else "pages", _format_count(posts)))
+
+    def warn_wait(self, why, seconds):
+        if not self.is_terminal:
+            with self.lock:
+                self.stream.write("sliceofml: warning: %s; waiting %d s before going on\n" % (why, seconds))
+                self.stream.flush()
+
+    def countdown(self, why, seconds):
+        self._status("%s; going on in %d s (Ctrl-C stops)" % (why, seconds))
+
+    def clear(self):
+        with self.lock:
+            if self.dirty:
+                self.stream.write("\r\x1b[2K")
+                self.stream.flush()
+                self.dirty = False
+
+
+# ==============================================================================================
+# Commands
+#
+# Each command takes the parsed arguments and a Context, returns an exit code and raises
+# SliceError for anything that goes wrong; main() alone turns errors into messages.
+# ==============================================================================================
+
+
+class Context(object):
+    """Everything a command reads from outside: environment, streams and derived settings."""
+
+    def __init__(self, environ, stdin, stdout, stderr, debug=False):
+        self.environ = environ
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.debug = debug
+        self.api_url, self.api_host = parse_api_url(environ.get("SLICEOFML_API_URL") or DEFAULT_API_URL)
+        self.netrc_path = default_netrc_path(environ)
+        self.machine = netrc_machine(self.api_host)
+
+    def log(self, message):
+        """Write a debug line; bearer tokens and API keys are never passed here."""
+        if self.debug:
+            self.stderr.write("sliceofml: debug: %s\n" % message)
+            self.stderr.flush()
+
+    def say(self, message):
+        self.stderr.write(message + "\n")
+        self.stderr.flush()
+
+    def warn(self, message):
+        self.say("sliceofml: warning: " + message)
+
+    def retry_delay(self):
+        value = self.environ.get("SLICEOFML_RETRY_DELAY")
+        if not value:
+            return DEFAULT_RETRY_DELAY
+        try:
+            delay = float(value)
+        except ValueError:
+            delay = -1.0
+        if not 0 <= delay <= 600:
+            raise UsageError("SLICEOFML_RETRY_DELAY %r is not a number of seconds from 0 to 600" % value)
+        return delay
+
+
+class Credentials(object):
+    """A bearer token and where it came from."""
+
+    def __init__(self, token, source, path=None, machine=None, app_name=None):
+        self.token = token
+        self.source = source  # "environment", "netrc" or "legacy netrc"
+        self.path = path
+        self.machine = machine
+        self.app_name = app_name
+
+
+def find_credentials(context):
+    """Return the Credentials to use, or None when there is no bearer token anywhere."""
+    token = context.environ.get("SLICEOFML_BEARER_TOKEN", "").strip()
+    if token:
+        return Credentials(token, "environment")
+    parsed = load_netrc(context.netrc_path)
+    if parsed is None:
+        return None
+    entry = parsed.hosts.get(context.machine)
+    if entry and entry[2]:
+        return Credentials(entry[2], "netrc", context.netrc_path, context.machine, entry[0])
+    if context.api_host == "api.x.com":
+        legacy = parsed.hosts.get(LEGACY_MACHINE)
+        if legacy and legacy[2]:
+            return Credentials(legacy[2], "legacy netrc", context.netrc_path, LEGACY_MACHINE, legacy[0])
+    return None
+
+
+def _make_client(context, args, credentials=None, reporter=None):
+    return ApiClient(
+        context.api_url,
+        context.api_host,
+        bearer_token=credentials.token if credentials else None,
+        token_source=credentials.source if credentials else "none",
+        timeout=getattr(args, "timeout", DEFAULT_TIMEOUT),
+        retry_delay=context.retry_delay(),
+        max_wait=getattr(args, "max_wait", DEFAULT_MAX_WAIT),
+        log=context.log,
+        reporter=reporter,
+    )
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+_KEYS_HELP = [
+    "Log in to X with your app's API key and secret.",
+    "",
+    "Find them in the X developer portal: open your app,",
+    "then its \"Keys and tokens\" page, under Consumer Keys:",
+    "\"API Key and Secret\" (Regenerate shows new ones).",
+    "The OAuth 2.0 Client ID and Client Secret on the same",
+    "page do not work here.",
+]
+DEVELOPER_PORTAL_URL = "https://developer.x.com/en/portal/dashboard"
+
+
+def _framed(lines, style):
+    """Return lines in a rounded box, the portal address as a link where the terminal has them."""
+    glyphs = style.glyphs
+    inner = max(display_width(line) for line in lines + [DEVELOPER_PORTAL_URL])
+    top_left, fill, _, top_right = glyphs["top"]
+    bottom_left, _, _, bottom_right = glyphs["bottom"]
+    bar = glyphs["vertical"]
+    framed = [style.paint(top_left + fill * (inner + 2) + top_right, "2")]
+    for line in lines + ["", DEVELOPER_PORTAL_URL]:
+        shown = style.link(style.paint(line, "4"), line) if line == DEVELOPER_PORTAL_URL else line
+        framed.append("%s %s%s %s" % (style.paint(bar, "2"), shown, " " * (inner - display_width(line)),
+                                      style.paint(bar, "2")))
+    framed.append(style.paint(bottom_left + fill * (inner + 2) + bottom_right, "2"))
+    return "\n".join(framed)
+
+
+def _read_line(stream):
+    line = stream.readline()
+    return line.rstrip("\r\n") if line else None
+
+
+def _ask_for_keys(context, default_app_name):
+    """Return (API key, API key secret, app name) from the terminal or from three stdin lines."""
+    if _is_terminal(context.stdin):
+        import getpass
+
+        style = decide_style(context.stderr, context.environ)
+        context.say(_framed(_KEYS_HELP, style))
+        api_key = getpass.getpass("API key: ", stream=context.stderr).strip()
+        api_secret = getpass.getpass("API key secret: ", stream=context.stderr).strip()
+        context.stderr.write("App name [%s]: " % default_app_name)
+        context.stderr.flush()
+        app_name = (_read_line(context.stdin) or "").strip()
+    else:
+        lines = [_read_line(context.stdin) for _ in range(3)]
+        api_key, api_secret, app_name = [(line or "").strip() for line in lines]
+        if not api_key or not api_secret:
+            raise UsageError(
+                "login reads three lines from standard input: API key, API key secret and app "
+                "name; the key or the secret is missing"
+            )
+    if not api_key:
+        raise UsageError("the API key is empty")
+    if not api_secret:
+        raise UsageError("the API key secret is empty")
+    return api_key, api_secret, app_name or default_app_name
+
+
+def login(args, context):
+    """Store a bearer token for the API host in the netrc file."""
+    app_name = args.app_name or DEFAULT_APP_NAME
+    validate_netrc_value("app name", app_name)
+    path = context.netrc_path
+    # Parse first, so that a broken file is reported before any key is typed.
+    existing = load_netrc(path)
+    entry = existing.hosts.get(context.machine) if existing else None
+
+    if args.with_token:
+        if _is_terminal(context.stdin):
+            import getpass
+
+            token = getpass.getpass("Bearer token: ", stream=context.stderr).strip()
+        else:
+            token = (_read_line(context.stdin) or "").strip()
+        validate_netrc_value("token", token)
+        update_netrc(path, context.machine, app_name, token)
+        context.say('Logged in to %s as app "%s". Saved the bearer token in %s.'
+                    % (context.api_host, app_name, path))
+        return EXIT_OK
+
+    if entry and not args.relogin:
+        context.say('Already logged in to %s as app "%s" (%s). Run `sliceofml.py login --relogin` '
+                    "to replace the token." % (context.api_host, clean_text(entry[0]), path))
+        return EXIT_OK
+
+    api_key, api_secret, app_name = _ask_for_keys(context, app_name)
+    validate_netrc_value("app name", app_name)
+    client = _make_client(context, args)
+    token = fetch_bearer_token(client, api_key, api_secret)
+    try:
+        validate_netrc_value("token", token)
+    except UsageError as error:
+        raise APIError("the API returned a bearer token that a netrc file cannot store (%s)" % error)
+    update_netrc(path, context.machine, app_name, token)
+    context.say('Logged in to %s as app "%s". Saved the bearer token in %s.'
+                % (context.api_host, app_name, path))
+    return EXIT_OK
+
+
+def slice_posts(args, context):
+    """Print the most-liked machine-learning posts of the time window."""
+    credentials = find_credentials(context)
+    if credentials is None:
+        raise AuthError("no bearer token found for %s; run `python3 sliceofml.py login` or set "
+                        "SLICEOFML_BEARER_TOKEN" % context.api_host)
+    if credentials.source == "legacy netrc":
+        context.log("using the original sliceofml's entry, machine %s" % LEGACY_MACHINE)
+    reporter = Reporter(context.stderr, _is_terminal(context.stderr))
+    client = _make_client(context, args, credentials, reporter)
+    window = make_time_window(args.window, time.time())
+    context.log("time window %s to %s" % (format_rfc3339(window.start), format_rfc3339(window.end)))
+    try:
+        result = collect_posts(client, window, args.top, args.max_pages, args.workers, reporter)
+    finally:
+        reporter.clear()
+
+    if result.partial_errors:
+        first = result.partial_errors[0]
+        words = first.get("detail") or first.get("title") or first.get("message") or "no detail"
+        context.warn("the API reported %d partial %s beside the posts (first: %s); the posts are kept"
+                     % (len(result.partial_errors), "error" if len(result.partial_errors) == 1 else "errors",
+                        _one_line(str(words), 200)))
+    style = decide_style(context.stdout, context.environ)
+    if args.json:
+        encoding = style.encoding.replace("-", "").replace("_", "").lower()
+        context.stdout.write(render_json(result, ascii_only=encoding != "utf8"))
+    else:
+        width = terminal_width(context.stdout, context.environ)
+        context.stdout.write(render_table(result, style, width, args.top))
+    context.stdout.flush()
+    if result.stop_reason:
+        context.warn("paging stopped early after %d %s: %s; showing the %d posts read so far"
+                     % (result.pages, "page" if result.pages == 1 else "pages", result.stop_reason,
+                        result.posts_read))
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _mask(token):
+    """Show at most the last 4 characters, and none of a short token."""
+    if len(token) < 16:
+        return "(%d characters, hidden)" % len(token)
+    return "…" + token[-4:]
+
+
+def status(args, context):
+    """Report where the bearer token comes from, without printing it."""
+    import stat
+
+    path = context.netrc_path
+    lines = [("API host", context.api_host)]
+    credentials = find_credentials(context)
+    if credentials is None:
+        lines.append(("Bearer token", "none; run `python3 sliceofml.py login`"))
+        lines.append(("Source", "no SLICEOFML_BEARER_TOKEN, no entry for %s in %s"
+                      % (context.machine, path)))
+    else:
+        lines.append(("Bearer token", "available, ends in %s" % _mask(credentials.token)))
+        if credentials.source == "environment":
+            lines.append(("Source", "environment variable SLICEOFML_BEARER_TOKEN"))
+        elif credentials.source == "netrc":
+            lines.append(("Source", "netrc file %s (machine %s)" % (path, credentials.machine)))
+        else:
+            lines.append(("Source", "netrc file %s (machine %s, written by the original 2022 "
+                                    "sliceofml)" % (path, credentials.machine)))
+        if credentials.app_name is not None:
+            lines.append(("App name", clean_text(credentials.app_name) or "(none)"))
+    for label, value in lines:
+        context.stdout.write("%-14s%s\n" % (label + ":", value))
+    context.stdout.flush()
+
+    if os.path.exists(path):
+        info = os.stat(path)
+        if os.name == "posix" and info.st_mode & 0o077:
+            context.warn("%s is readable or writable by other users (mode %o); Python's netrc module "
+                         "rejects such a ~/.netrc in other tools; run: chmod 600 %s"
+                         % (path, stat.S_IMODE(info.st_mode), path))
+        parsed = load_netrc(path)
+        for host in ("api.x.com", "api.twitter.com"):
+            if host in parsed.hosts:
+                context.warn("%s has an entry for machine %s; Python's requests library sends it as "
+                             "Basic auth in place of other X clients' bearer token, so they fail "
+                             "with 401; sliceofml needs only machine %s" % (path, host, context.machine))
+    return EXIT_OK if credentials else EXIT_AUTH
+
+
+def logout(args, context):
+    """Remove this host's entry from the netrc file."""
+    path = context.netrc_path
+    if update_netrc(path, context.machine):
+        context.say("Logged out: removed the entry for %s from %s." % (context.machine, path))
+    else:
+        context.say("Not logged in: %s has no entry for %s." % (path, context.machine))
+    if context.api_host == "api.x.com":
+        parsed = load_netrc(path)
+        if parsed is not None and LEGACY_MACHINE in parsed.hosts:
+            context.warn("%s still has the original sliceofml's entry (machine %s), which slice "
+                         "uses when no other token is found; remove it by hand if you no longer "
+                         "need it" % (path, LEGACY_MACHINE))
+    return EXIT_OK
+
+
+# ==============================================================================================
+# Argument parser
+# ==============================================================================================
+
+
+class _ParserExit(Exception):
+    """argparse finished on its own (--help, --version) with this exit code."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def _build_parser():
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise UsageError("%s (see `%s --help`)" % (message, self.prog))
+
+        def exit(self, status=0, message=None):
+            if message:
+                sys.stderr.write(message)
+            raise _ParserExit(status)
+
+    def bounded_int(low, high):
+        def parse(text):
+            try:
+                value = int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError("%r is not a whole number" % text)
+            if not low <= value <= high:
+                raise argparse.ArgumentTypeError("%d is not between %d and %d" % (value, low, high))
+            return value
+
+        return parse
+
+    def seconds(low, high):
+        def parse(text):
+            try:
+                value = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError("%r is not a number of seconds" % text)
+            if not low <= value <= high:
+                raise argparse.ArgumentTypeError("%s is not between %g and %g seconds" % (text, low, high))
+            return value
+
+        return parse
+
+    environment = "environment variables:\n" + "\n".join(
+        "  %-24s %s" % (name, meaning) for name, meaning in ENVIRONMENT.items()
+    )
+    parser = Parser(
+        prog="sliceofml.py",
+        description="The most-liked machine-learning posts on X of the last day or week.",
+        epilog=EXIT_CODES_HELP + "\n\n" + environment,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version="sliceofml " + __version__)
+    parser.add_argument("--debug", action="store_true",
+                        help="log each HTTP request and show tracebacks")
+    # --debug is accepted after the command too; SUPPRESS keeps the subcommand from resetting it.
+    common = Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="log each HTTP request and show tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    login_parser = commands.add_parser(
+        "login", parents=[common], help="store a bearer token for the X API",
+        description="Trade the X app's API key and secret for a bearer token and store it in the "
+        "netrc file. On a terminal it asks for them; otherwise it reads three lines from standard "
+        "input: API key, API key secret, app name.")
+    login_parser.add_argument("--relogin", action="store_true", help="replace an existing token")
+    login_parser.add_argument("--with-token", action="store_true",
+                              help="read a bearer token from standard input instead of key and secret")
+    login_parser.add_argument("--app-name", metavar="NAME",
+                              help="app name stored with the token (default: %s)" % DEFAULT_APP_NAME)
+    login_parser.add_argument("--timeout", type=seconds(0.1, 600), default=DEFAULT_TIMEOUT,
+                              metavar="SECONDS", help="limit for the token request (default: 30)")
+    login_parser.set_defaults(handler=login)
+
+    slice_parser = commands.add_parser(
+        "slice", parents=[common], help="show the most-liked machine-learning posts",
+        description="Page through recent search for machine-learning posts and print the most liked.")
+    window = slice_parser.add_mutually_exclusive_group()
+    window.add_argument("--daily", dest="window", action="store_const", const="daily",
+                        help="posts of the last 24 hours (the default)")
+    window.add_argument("--weekly", dest="window", action="store_const", const="weekly",
+                        help="posts of the last 7 days")
+    slice_parser.set_defaults(window="daily", handler=slice_posts)
+    slice_parser.add_argument("--top", type=bounded_int(1, 100), default=DEFAULT_TOP, metavar="N",
+                              help="how many posts to show (default: 10)")
+    slice_parser.add_argument("--max-pages", type=bounded_int(1, 10000), default=DEFAULT_MAX_PAGES,
+                              metavar="N", help="page budget, 100 posts a page (default: 100)")
+    slice_parser.add_argument("--timeout", type=seconds(0.1, 600), default=DEFAULT_TIMEOUT,
+                              metavar="SECONDS", help="limit for each HTTP request (default: 30)")
+    slice_parser.add_argument("--max-wait", type=seconds(0, 3600), default=DEFAULT_MAX_WAIT,
+                              metavar="SECONDS",
+                              help="longest rate-limit reset to wait for (default: 90)")
+    slice_parser.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=DEFAULT_WORKERS,
+                              metavar="N", help="concurrent requests; 1 reads the window as one "
+                              "sequential search (default: %d)" % DEFAULT_WORKERS)
+    slice_parser.add_argument("--json", action="store_true", help="print one JSON document instead "
+                              "of the table")
+
+    commands.add_parser("status", parents=[common], help="show where the bearer token comes from",
+                        description="Show whether a bearer token is available and where it comes "
+                        "from, without printing it.").set_defaults(handler=status)
+    commands.add_parser("logout", parents=[common], help="remove the bearer token from the netrc file",
+                        description="Remove this API host's entry from the netrc file."
+                        ).set_defaults(handler=logout)
+    return parser
+
+
+# ==============================================================================================
+# main
+# ==============================================================================================
+
+
+def main(argv=None):
+    """Run the command line and return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    stderr = sys.stderr
+    debug = "--debug" in argv
+    try:
+        parser = _build_parser()
+        args = parser.parse_args(argv)
+        debug = debug or getattr(args, "debug", False)
+        if args.command is None:
+            raise UsageError("choose a command: login, slice, status or logout (see `sliceofml.py --help`)")
+        context = Context(os.environ, sys.stdin, sys.stdout, sys.stderr, debug)
+        if debug:
+            for name in ENVIRONMENT:
+                if name in os.environ:
+                    shown = "(set, hidden)" if name == "SLICEOFML_BEARER_TOKEN" else repr(os.environ[name])
+                    context.log("%s=%s" % (name, shown))
+        return args.handler(args, context)
+    except _ParserExit as finished:
+        return finished.code
+    except SliceError as error:
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=stderr)
+        stderr.write("sliceofml: error: %s\n" % _one_line(str(error), 1000))
+        return error.exit_code
+    except KeyboardInterrupt:
+        stderr.write("\nsliceofml: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`); Python would complain again at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EXIT_FAILURE
+    except Exception as error:  # A bug: one line unless --debug asks for the traceback.
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=stderr)
+        stderr.write("sliceofml: error: unexpected %s: %s (run with --debug for the traceback)\n"
+                     % (type(error).__name__, _one_line(str(error), 300)))
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
