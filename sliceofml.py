@@ -202,10 +202,6 @@ class Post(object):
         self.retweet_count = retweet_count
         self.created_at = created_at
 
-    @property
-    def url(self):
-        return "https://x.com/%s/status/%s" % (self.username or "i", self.id)
-
     def rank_key(self):
         """Return the sort key: likes, then retweets, then newest (created_at, then id)."""
         return (self.like_count, self.retweet_count, self.created_at, _id_number(self.id))
@@ -1587,6 +1583,9 @@ def terminal_width(stream, environ):
     return 80
 
 
+_ESCAPE_SEQUENCE = None
+
+
 def clean_text(text):
     """Make untrusted text safe to print: no control characters, no bidi overrides.
 
@@ -1594,9 +1593,21 @@ def clean_text(text):
     embeddings, overrides, isolates and marks, which could take over the terminal or reorder the
     table, are removed.
 
-    >>> clean_text("a\\tb\\x1b[2Jc\\u202ed\\r\\n")
-    'a b[2Jcd\\n'
+    >>> clean_text("a\\tb\\x1b[2Jc\\u202ed\\x1b]0;title\\x07\\r\\n")
+    'a bcd\\n'
     """
+    global _ESCAPE_SEQUENCE
+    if _ESCAPE_SEQUENCE is None:
+        import re
+
+        # CSI (ESC [ or 0x9B) and OSC/DCS/APC strings (ESC ] P _ ^ or their C1 forms) as a whole, so
+        # that their parameters do not show up as text.
+        _ESCAPE_SEQUENCE = re.compile(
+            "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]"
+            "|(?:\x1b[\\]P_^X]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"
+            "|\x1b[@-_]"
+        )
+    text = _ESCAPE_SEQUENCE.sub("", text)
     out = []
     for character in text:
         code = ord(character)
@@ -1779,14 +1790,20 @@ def _time_window_label(window, style):
     return "%s %s %s UTC" % (start, style.glyphs["dash"], end)
 
 
+def _profile_url(post):
+    from urllib.parse import quote
+
+    return "https://x.com/" + quote(post.username, safe="") if post.username else None
+
+
 def _post_url(post):
     from urllib.parse import quote
 
-    username = quote(post.username, safe="") if post.username else "i"
-    return "https://x.com/%s/status/%s" % (username, quote(post.id, safe=""))
+    # x.com redirects /i/status/ID to the post, so a post whose author is unknown still has a link.
+    return "%s/status/%s" % (_profile_url(post) or "https://x.com/i", quote(post.id, safe=""))
 
 
-def render_table(result, style, width, top):
+def render_table(result, style, width):
     """Return the table for a SliceResult as text, every line at most `width` cells wide."""
     width = max(width, MIN_WIDTH)
     glyphs = style.glyphs
@@ -1846,7 +1863,7 @@ def render_table(result, style, width, top):
         cells = [_Cell([(ranks[index], len(ranks[index]), "2", rank_link)], "right")]
         author_text, author_cells = truncate(_encodable_text(authors[index], encoding), author_width,
                                              ellipsis)
-        profile = "https://x.com/%s" % urls[index].split("/")[3] if post.username else None
+        profile = _profile_url(post)
         author_line = (author_text, author_cells, "36", profile)
         post_lines = []
         if show_author:
@@ -1887,7 +1904,8 @@ def render_table(result, style, width, top):
         for line, cells in wrap_text(empty, inner):
             out.append(_boxed_line(line, cells, inner, style))
     out.append(_rule(glyphs["bottom"], widths, style))
-    out.append(_centred(_caption(result, top, style), table_width, style, "2"))
+    for line in _caption_lines(result, style, table_width):
+        out.append(_centred(line, table_width, style, "2"))
     return "\n".join(out) + "\n"
 
 
@@ -1895,16 +1913,24 @@ def _encodable_text(text, encoding):
     return "".join(cluster for cluster, _ in _encodable_clusters(text, encoding))
 
 
-def _caption(result, top, style):
+def _caption_lines(result, style, width):
+    """Return the caption as lines of at most `width` cells, breaking only between its parts."""
     dot = " %s " % style.glyphs["dot"]
     parts = ["%s posts read in %s %s" % (_format_count(result.posts_read), _format_count(result.pages),
                                          "page" if result.pages == 1 else "pages")]
-    parts.append("top %d by likes" % min(top, max(len(result.posts), top)))
+    if result.posts:
+        parts.append("top %d by likes" % len(result.posts))
     if result.budget_spent:
         parts.append("page budget reached")
     if not result.complete:
         parts.append("stopped early")
-    return dot.join(parts)
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if display_width(lines[-1] + dot + part) <= width:
+            lines[-1] += dot + part
+        else:
+            lines.append(part)
+    return lines
 
 
 def _centred(text, width, style, codes):
@@ -2238,7 +2264,7 @@ def slice_posts(args, context):
         context.stdout.write(render_json(result, ascii_only=encoding != "utf8"))
     else:
         width = terminal_width(context.stdout, context.environ)
-        context.stdout.write(render_table(result, style, width, args.top))
+        context.stdout.write(render_table(result, style, width))
     context.stdout.flush()
     if result.stop_reason:
         context.warn("paging stopped early after %d %s: %s; showing the %d posts read so far"
