@@ -1475,6 +1475,16 @@ _UNICODE_GLYPHS = {
     "dash": "–",
     "dot": "·",
 }
+# For code pages such as cp437 and cp850, which have square box corners but no rounded ones.
+_SQUARE_GLYPHS = {
+    "top": ("┌", "─", "┬", "┐"),
+    "middle": ("├", "─", "┼", "┤"),
+    "bottom": ("└", "─", "┴", "┘"),
+    "vertical": "│",
+    "ellipsis": "...",
+    "dash": "-",
+    "dot": "-",
+}
 _ASCII_GLYPHS = {
     "top": ("+", "-", "+", "+"),
     "middle": ("+", "-", "+", "+"),
@@ -1493,12 +1503,12 @@ _BIDI_CONTROLS = frozenset(list(range(0x202A, 0x202F)) + list(range(0x2066, 0x20
 class Style(object):
     """How output may look on one stream: colour, OSC 8 links, box-drawing glyphs, encoding."""
 
-    def __init__(self, color=False, links=False, unicode=True, encoding="utf-8"):
+    def __init__(self, color=False, links=False, unicode=True, encoding="utf-8", glyphs=None):
         self.color = color
         self.links = links
         self.unicode = unicode
         self.encoding = encoding
-        self.glyphs = _UNICODE_GLYPHS if unicode else _ASCII_GLYPHS
+        self.glyphs = glyphs or (_UNICODE_GLYPHS if unicode else _ASCII_GLYPHS)
 
     def paint(self, text, codes):
         """Wrap text in SGR codes (e.g. "1;36") when colour is on."""
@@ -1523,12 +1533,14 @@ def decide_style(stream, environ, os_name=None, kernel32=None):
         codecs.lookup(encoding)
     except LookupError:
         encoding = "ascii"
-    glyphs = "".join("".join(value) for value in _UNICODE_GLYPHS.values())
-    try:
-        glyphs.encode(encoding)
-        unicode = True
-    except UnicodeEncodeError:
-        unicode = False
+    glyphs = _ASCII_GLYPHS
+    for candidate in (_UNICODE_GLYPHS, _SQUARE_GLYPHS):
+        try:
+            "".join("".join(value) for value in candidate.values()).encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        glyphs = candidate
+        break
     try:
         is_terminal = stream.isatty()
     except (AttributeError, ValueError, OSError):
@@ -1543,7 +1555,8 @@ def decide_style(stream, environ, os_name=None, kernel32=None):
         color = True
         if os_name == "nt":
             color = enable_windows_ansi(kernel32)
-    return Style(color=color, links=color, unicode=unicode, encoding=encoding)
+    return Style(color=color, links=color, unicode=glyphs is not _ASCII_GLYPHS, encoding=encoding,
+                 glyphs=glyphs)
 
 
 def enable_windows_ansi(kernel32=None):
@@ -1560,7 +1573,7 @@ def enable_windows_ansi(kernel32=None):
     try:
         handle = kernel32.GetStdHandle(-11)  # STD_OUTPUT_HANDLE
         mode = ctypes.c_uint32()
-        if not kernel32.GetConsoleMode(handle, ctypes.byref(mode)):
+        if not kernel32.GetConsoleMode(handle, ctypes.pointer(mode)):
             return False
         # 0x0004 is ENABLE_VIRTUAL_TERMINAL_PROCESSING (Windows 10 1511 and newer).
         return bool(kernel32.SetConsoleMode(handle, mode.value | 0x0004))
@@ -1723,13 +1736,14 @@ def wrap_text(text, width, encoding="utf-8", max_lines=None, ellipsis="…"):
                 lines.append(("", 0))
             continue
         current, cells = [], 0
-        for word in words:
-            clusters = _encodable_clusters(word, encoding)
+        for clusters, spaced in _break_opportunities(words, encoding):
             word_cells = sum(w for _, w in clusters)
-            if current and cells + 1 + word_cells <= width:
-                current.append((" ", 1))
+            gap = 1 if spaced and current else 0
+            if current and cells + gap + word_cells <= width:
+                if gap:
+                    current.append((" ", 1))
                 current.extend(clusters)
-                cells += 1 + word_cells
+                cells += gap + word_cells
                 continue
             if current:
                 lines.append(_joined(current))
@@ -1748,6 +1762,25 @@ def wrap_text(text, width, encoding="utf-8", max_lines=None, ellipsis="…"):
         lines = lines[:max_lines]
         lines[-1] = truncate(lines[-1][0], width, ellipsis, end=True)
     return lines or [("", 0)]
+
+
+def _break_opportunities(words, encoding):
+    """Yield (clusters, spaced) pieces between which a line may break.
+
+    Words break at spaces; CJK text, which has none, may also break before and after each wide
+    ideograph. `spaced` tells whether a space separates the piece from the one before.
+    """
+    for word in words:
+        piece = []
+        spaced = True
+        for cluster in _encodable_clusters(word, encoding):
+            ideograph = cluster[1] == 2 and ord(cluster[0][0]) < 0x1F000
+            if piece and (ideograph or piece[-1][2]):
+                yield [item[:2] for item in piece], spaced
+                piece, spaced = [], False
+            piece.append(cluster + (ideograph,))
+        if piece:
+            yield [item[:2] for item in piece], spaced
 
 
 def _joined(clusters):
