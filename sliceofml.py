@@ -659,6 +659,26 @@ def _check_rewrite(new_path, before, machine, login, password, display_path):
         )
 
 
+_TEMPORARY_PREFIX = ".sliceofml-netrc-"
+
+
+def _remove_stale_temporary_files(directory):
+    """Remove temporary files that a killed sliceofml left behind; they may contain a token.
+
+    Called with the directory lock held, so no running sliceofml is writing one of them.
+    """
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(_TEMPORARY_PREFIX) and name.endswith(".tmp"):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
 def _write_atomically(target, data, mode, check, owner=None):
     """Replace `target` with `data` so that a crash leaves the old file or the new one, never a part.
 
@@ -668,7 +688,7 @@ def _write_atomically(target, data, mode, check, owner=None):
     import tempfile
 
     directory = os.path.dirname(target) or "."
-    descriptor, temporary = tempfile.mkstemp(prefix=".netrc-", suffix=".tmp", dir=directory)
+    descriptor, temporary = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, suffix=".tmp", dir=directory)
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
@@ -723,8 +743,10 @@ def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
         # Read again under the lock, so that a concurrent login's entry is kept.
         text = _read_netrc_text(target)
         before = None
+        # Whatever the old mode, the token is for the owner's eyes only.
         mode = 0o600
         owner = None
+        _remove_stale_temporary_files(directory)
         if text is not None:
             info = os.stat(target)
             if os.name == "posix" and not info.st_mode & stat.S_IWUSR:
@@ -733,13 +755,14 @@ def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
                     % stat.S_IMODE(info.st_mode),
                     path,
                 )
-            mode = stat.S_IMODE(info.st_mode) & 0o700 | 0o600
             owner = (info.st_uid, info.st_gid)
             before = _parse_netrc(target)
             if login is None and machine not in before.hosts:
                 return False
         new_text = edit_netrc_text(text or "", machine, login, password)
         if new_text == text:
+            if os.name == "posix" and stat.S_IMODE(info.st_mode) != mode:
+                os.chmod(target, mode)
             return False
 
         def check(temporary):
