@@ -76,7 +76,7 @@ DEFAULT_TOP = 10
 DEFAULT_MAX_PAGES = 100
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_WAIT = 90.0
-DEFAULT_WORKERS = 4
+DEFAULT_WORKERS = 7
 MAX_WORKERS = 16
 DEFAULT_RETRY_DELAY = 1.0
 ATTEMPTS_PER_PAGE = 4
@@ -1008,9 +1008,13 @@ class ApiClient(object):
                 wait = getattr(error, "wait_seconds", None)
                 if wait is not None:
                     rate_limit_waits += 1
-                    if wait > self.max_wait or rate_limit_waits > MAX_RATE_LIMIT_WAITS:
+                    if wait > self.max_wait:
                         error.args = ("%s; it resets in %d s, which is longer than --max-wait %g s; "
                                       "try again later" % (error, wait, self.max_wait),)
+                        raise
+                    if rate_limit_waits > MAX_RATE_LIMIT_WAITS:
+                        error.args = ("%s again after %d waits for the reset; try again later"
+                                      % (error, MAX_RATE_LIMIT_WAITS),)
                         raise
                     self._wait("rate limit reached", wait)
                     continue
@@ -1206,9 +1210,11 @@ class TopPosts(object):
         """Count the post unless it was seen before; return True when it was new."""
         import heapq
 
-        if post.id in self.seen:
+        # Numeric ids are kept as ints, which take about half the memory of their strings.
+        key = int(post.id) if post.id.isdigit() else post.id
+        if key in self.seen:
             return False
-        self.seen.add(post.id)
+        self.seen.add(key)
         entry = (post.rank_key(), post.id, post)
         if len(self.heap) < self.size:
             heapq.heappush(self.heap, entry)
@@ -1420,7 +1426,10 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
         while True:
             active = [state for state in states if not state.done]
             limit = len(threads)
-            if client.rate_limit_remaining is not None and client.rate_limit_remaining < LOW_REMAINING:
+            # One request at a time until the first response tells how many requests are left,
+            # and again whenever few are.
+            remaining = client.rate_limit_remaining
+            if (remaining is None and pages_read == 0) or (remaining is not None and remaining < LOW_REMAINING):
                 limit = 1
             while stop_error is None and in_flight < limit and pages_issued < max_pages:
                 ready = [state for state in active if not state.busy and allowed(state, active)]
@@ -1466,7 +1475,9 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
         if pages_read == 0 or isinstance(stop_error, PagingStopped):
             raise stop_error
         stop_reason = str(stop_error)
-    return SliceResult(window, top_posts.ranked(), pages_read, len(top_posts.seen), stop_reason,
+    # A start_time corrected after a 400 is what was searched, so that is what the result reports.
+    searched = TimeWindow(window.name, min(state.window.start for state in states), window.end)
+    return SliceResult(searched, top_posts.ranked(), pages_read, len(top_posts.seen), stop_reason,
                        budget_spent, partial_errors)
 
 
