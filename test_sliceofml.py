@@ -991,7 +991,7 @@ def _tool_environment(env_overrides, home):
     return env
 
 
-def run_cli(args, env_overrides=None, stdin_text=None, home=None, timeout=60):
+def run_cli(args, env_overrides=None, stdin_text=None, home=None, timeout=60, cwd=None):
     """Run sliceofml.py in a subprocess and return (returncode, stdout, stderr) as text.
 
     HOME is a fresh temporary directory unless given. NETRC, proxy variables, NO_COLOR,
@@ -1007,7 +1007,7 @@ def run_cli(args, env_overrides=None, stdin_text=None, home=None, timeout=60):
         command = [sys.executable, SLICEOFML_PATH] + list(args)
         if stdin_text is KEEP_STDIN_OPEN:
             process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE)
+                                       stderr=subprocess.PIPE, cwd=cwd)
             try:
                 stdout, stderr = _communicate_keeping_stdin(process, timeout)
             finally:
@@ -1017,7 +1017,7 @@ def run_cli(args, env_overrides=None, stdin_text=None, home=None, timeout=60):
             data = (stdin_text or "").encode("utf-8")
             try:
                 completed = subprocess.run(command, env=env, input=data, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE, timeout=timeout)
+                                           stderr=subprocess.PIPE, timeout=timeout, cwd=cwd)
             except subprocess.TimeoutExpired as error:
                 return None, (error.stdout or b"").decode("utf-8", "replace"), \
                     (error.stderr or b"").decode("utf-8", "replace") + "\n[run_cli: timed out]"
@@ -3890,6 +3890,251 @@ class MainTests(unittest.TestCase):
                                        SLICEOFML_API_URL="http://127.0.0.1:9", SLICEOFML_RETRY_DELAY="soon")
         self.assertEqual(code, 2)
         self.assertIn("SLICEOFML_RETRY_DELAY 'soon' is not a number of seconds", err)
+
+# ==============================================================================================
+# On a terminal, under Ctrl-C, with narrow encodings, and as a copied file
+# ==============================================================================================
+
+
+def run_on_terminal(args, env, answers=(), timeout=60, columns=100):
+    """Run sliceofml on a new pseudo-terminal, typing `answers` at their prompts.
+
+    `answers` is a list of (prompt, text). Returns (exit code, everything the terminal showed).
+    The child gets the terminal as its controlling terminal, so getpass reads from it as it would
+    for a person.
+    """
+    import fcntl
+    import pty
+    import termios
+
+    pid, master = pty.fork()
+    if pid == 0:  # The child: replace this process with the tool.
+        try:
+            os.execve(sys.executable, [sys.executable, SLICEOFML_PATH] + list(args), env)
+        finally:
+            os._exit(127)
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    output = b""
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pending and pending[0][0].encode("utf-8") in output:
+            os.write(master, pending.pop(0)[1].encode("utf-8"))
+            output += b"\x00"  # Marks where an answer was typed, so each prompt is matched once.
+        import select
+
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if not ready:
+            finished, status = os.waitpid(pid, os.WNOHANG)
+            if finished:
+                break
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal.
+            chunk = b""
+        if not chunk:
+            break
+        output += chunk
+    else:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+    return code, output.replace(b"\x00", b"").decode("utf-8", "replace")
+
+
+@unittest.skipUnless(os.name == "posix", "pseudo-terminals need POSIX")
+class TerminalTests(_FakeCase):
+    fake_options = {"latency": 0.03}
+
+    def terminal_env(self, **extra):
+        env = _tool_environment(self.env(**extra), self.home)
+        env["TERM"] = "xterm-256color"
+        return env
+
+    def test_interactive_login(self):
+        code, screen = run_on_terminal(
+            ["login"], self.terminal_env(),
+            answers=[("API key: ", "demo-key\r"), ("API key secret: ", "demo-secret\r"),
+                     ("App name [sliceofml]: ", "pty-app\r")])
+        self.assertEqual(code, 0, screen)
+        self.assertIn('"Keys and tokens"', screen)
+        self.assertIn("OAuth 2.0 Client ID", screen)
+        self.assertIn("\x1b]8;;https://developer.x.com/en/portal/dashboard\x1b\\", screen)
+        self.assertNotIn("demo-secret", screen)
+        self.assertNotIn("demo-key", screen)
+        self.assertIn("pty-app", screen)
+        self.assertEqual(self.read_netrc(),
+                         "machine sliceofml@127.0.0.1 login pty-app password %s\n" % self.fake.token)
+
+    def test_table_on_terminal(self):
+        self.log_in()
+        code, screen = run_on_terminal(["slice", "--weekly"], self.terminal_env(), columns=120)
+        self.assertEqual(code, 0, screen)
+        self.assertIn("reading the weekly time window: 1 page", screen)
+        self.assertIn("\r\x1b[2K", screen)
+        title = screen.index("Your weekly slice of ML")
+        self.assertGreater(title, screen.rindex("\r\x1b[2K"))
+        self.assertIn("\x1b[1mYour weekly slice of ML\x1b[0m", screen)
+        self.assertIn("\x1b[34;4mview\x1b[0m", screen)
+        self.assertIn("\x1b]8;;https://x.com/", screen)
+        self.assertNotIn("Traceback", screen)
+        table = screen[title:]
+        plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\", "", table)
+        self.assertNotIn("\x1b", plain)
+        for line in plain.replace("\r\n", "\n").splitlines():
+            self.assertLessEqual(sliceofml.display_width(line), 120)
+
+    def test_no_color_on_terminal(self):
+        self.log_in()
+        code, screen = run_on_terminal(["slice", "--weekly"], self.terminal_env(NO_COLOR="1"))
+        self.assertEqual(code, 0, screen)
+        table = screen[screen.index("Your weekly slice of ML"):]
+        self.assertNotIn("\x1b", table)
+
+    def test_rate_limit_countdown(self):
+        self.log_in()
+        self.fake.fail(1, ("status", 429, TOO_MANY_BODY,
+                           {"x-rate-limit-remaining": "0", "x-rate-limit-reset": lambda: str(int(time.time()) + 2)}))
+        code, screen = run_on_terminal(["slice", "--weekly", "--workers", "1"], self.terminal_env())
+        self.assertEqual(code, 0, screen)
+        self.assertIn("\r\x1b[2Krate limit reached; going on in 1 s (Ctrl-C stops)", screen)
+
+
+@unittest.skipUnless(os.name == "posix", "signals need POSIX")
+class InterruptTests(_FakeCase):
+    def interrupt(self, args, stdin_text=None, after=1.0):
+        env = _tool_environment(self.env(), self.home)
+        process = subprocess.Popen([sys.executable, SLICEOFML_PATH] + args, env=env, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if stdin_text is not None:
+            process.stdin.write(stdin_text.encode("utf-8"))
+            process.stdin.flush()
+        time.sleep(after)
+        process.send_signal(2)  # SIGINT, as Ctrl-C sends
+        stdout, stderr = process.communicate(timeout=30)
+        return process.returncode, stdout.decode("utf-8"), stderr.decode("utf-8")
+
+    def test_ctrl_c_while_paging(self):
+        self.log_in()
+        self.fake.fail(1, ("stall", 20))
+        code, stdout, stderr = self.interrupt(["slice", "--weekly"])
+        self.assertEqual(code, 130)
+        self.assertEqual(stdout, "")
+        self.assertEqual(stderr, "\nsliceofml: interrupted\n")
+
+    def test_ctrl_c_during_rate_limit_wait(self):
+        self.log_in()
+        self.fake.fail(1, ("status", 429, TOO_MANY_BODY,
+                           {"x-rate-limit-remaining": "0", "x-rate-limit-reset": lambda: str(int(time.time()) + 30)}))
+        code, stdout, stderr = self.interrupt(["slice", "--weekly"], after=1.5)
+        self.assertEqual(code, 130)
+        self.assertTrue(stderr.endswith("\nsliceofml: interrupted\n"), stderr)
+        self.assertNotIn("Traceback", stderr)
+
+    def test_ctrl_c_at_login_prompt_keeps_netrc(self):
+        self.write_netrc("machine git.example.org login dev password devpass\n")
+        env = _tool_environment(self.env(), self.home)
+        process = subprocess.Popen([sys.executable, SLICEOFML_PATH, "login", "--relogin"], env=env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process.stdin.write(b"demo-key\n")
+        process.stdin.flush()
+        time.sleep(1.0)
+        process.send_signal(2)
+        stdout, stderr = process.communicate(timeout=30)
+        self.assertEqual(process.returncode, 130)
+        self.assertEqual(stderr, b"\nsliceofml: interrupted\n")
+        self.assertEqual(self.read_netrc(), "machine git.example.org login dev password devpass\n")
+
+
+class EncodingTests(_FakeCase):
+    def test_ascii_stdout_gets_ascii_box(self):
+        self.log_in()
+        code, stdout, stderr = self.run_tool("slice", "--weekly", env={"PYTHONIOENCODING": "ascii"})
+        self.assertEqual(code, 0, stderr)
+        self.assertIn("+----+", stdout)
+        self.assertNotIn("╭", stdout)
+        stdout.encode("ascii")
+
+    def test_cp1252_console(self):
+        self.log_in()
+        code, stdout, stderr = self.run_tool("slice", "--weekly", env={"PYTHONIOENCODING": "cp1252"})
+        self.assertEqual(code, 0, stderr)
+        self.assertIn("+----+", stdout)
+        self.assertNotIn("Traceback", stderr)
+
+    def test_ascii_json_is_escaped_not_lost(self):
+        self.log_in()
+        code, ascii_out, stderr = self.run_tool("slice", "--weekly", "--json", env={"PYTHONIOENCODING": "ascii"})
+        self.assertEqual(code, 0, stderr)
+        code, utf8_out, stderr = self.run_tool("slice", "--weekly", "--json", env={"PYTHONIOENCODING": "utf-8"})
+        ascii_out.encode("ascii")
+        self.assertEqual(json.loads(ascii_out)["posts"], json.loads(utf8_out)["posts"])
+
+    def test_piped_json_has_no_styling(self):
+        self.log_in()
+        code, stdout, stderr = self.run_tool("slice", "--weekly", "--json", env={"FORCE_COLOR": "1"})
+        self.assertEqual(code, 0, stderr)
+        self.assertNotIn("\x1b", stdout)
+
+    def test_force_color_styles_piped_table(self):
+        self.log_in()
+        code, stdout, stderr = self.run_tool("slice", "--weekly", env={"FORCE_COLOR": "1"})
+        self.assertEqual(code, 0, stderr)
+        self.assertIn("\x1b[1mYour weekly slice of ML\x1b[0m", stdout)
+
+
+class PortabilityTests(_FakeCase):
+    def test_runs_as_executable_from_elsewhere(self):
+        with open(SLICEOFML_PATH, "rb") as stream:
+            self.assertEqual(stream.readline(), b"#!/usr/bin/env python3\n")
+        if os.name == "posix":
+            self.assertTrue(os.access(SLICEOFML_PATH, os.X_OK))
+        elsewhere = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, elsewhere)
+        env = _tool_environment(self.env(), self.home)
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        completed = subprocess.run([SLICEOFML_PATH, "--version"], cwd=elsewhere, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(completed.returncode, 0, completed.stderr)
+        self.assertEqual(completed.stdout, "sliceofml %s\n" % sliceofml.__version__)
+
+    def test_writes_nothing_but_netrc(self):
+        workdir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, workdir)
+        tool_folder_before = sorted(os.listdir(os.path.dirname(SLICEOFML_PATH)))
+        runs = [(["login"], "demo-key\ndemo-secret\napp\n"), (["slice", "--weekly"], None),
+                (["status"], None), (["slice", "--daily", "--json"], None), (["logout"], None)]
+        for args, stdin_text in runs:
+            code, stdout, stderr = run_cli(args, self.env(), stdin_text=stdin_text, home=self.home,
+                                           cwd=workdir)
+            self.assertEqual(code, 0, stderr)
+        self.assertEqual(os.listdir(workdir), [])
+        self.assertEqual(os.listdir(self.home), [".netrc"])
+        self.assertEqual(sorted(os.listdir(os.path.dirname(SLICEOFML_PATH))), tool_folder_before)
+
+    @unittest.skipUnless(shutil.which("make"), "make is not installed")
+    def test_make_install(self):
+        prefix = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, prefix)
+        completed = subprocess.run(["make", "-s", "-C", HERE, "install", "PREFIX=" + prefix],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(completed.returncode, 0, completed.stderr)
+        installed = os.path.join(prefix, "bin", "sliceofml")
+        with open(installed, "rb") as copy, open(SLICEOFML_PATH, "rb") as original:
+            self.assertEqual(copy.read(), original.read())
+        if os.name == "posix":
+            self.assertEqual(stat.S_IMODE(os.stat(installed).st_mode), 0o755)
+
+    def test_parses_on_python_3_6(self):
+        binary = find_python("3.6")
+        if binary is None:
+            self.skipTest("no Python 3.6 on this machine")
+        completed = subprocess.run([binary, "-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())",
+                                    SLICEOFML_PATH], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(completed.returncode, 0, completed.stderr)
+
 
 # ==============================================================================================
 # Benchmark: `python3 test_sliceofml.py bench` (make bench) prints figures; no test asserts a time.
