@@ -312,31 +312,35 @@ def _build_users(rng, count=40, missing=(5, 17, 29)):
 # Posts placed on purpose, so that both windows have ties, entities, long posts and a missing author
 # among their top ten. Each: (label, seconds before now, likes, retweets, author index, text or None).
 _DAY = 86400
-_LONG_TEXT = ("A long post about evaluation & why the test set matters more than the model <really>. " * 6
-              + "End of the long post.")
+_LONG_TEXT = ("Long post on evaluation & why the test set matters more than the model <really>. "
+              "Most leaderboard gains we re-ran came from leakage between train and test splits, "
+              "prompt formats tuned on the test set, or a lucky seed. Three habits fixed it for us: "
+              "freeze the test set before the first experiment, report the spread over five seeds, "
+              "and keep one held-out set that nobody looks at until the paper is written. "
+              "End of the long post.")
 _FEATURED = [
     ("amp_literal", 3 * 3600 + 11, 9000, 300, 1,
      'To write the entity in a post you type "&amp;" literally; R&D says x < y > z'),
     ("note_tweet", 4 * 3600 + 7, 8000, 250, 2, _LONG_TEXT),
-    ("missing_author", 5 * 3600 + 3, 7000, 200, 5, "Posted by an account that is gone now & then"),
+    ("missing_author", 5 * 3600 + 3, 7000, 200, 5, "Our RL agent learned to pause the game & then never lose (author account deleted)"),
     ("emoji", 6 * 3600 + 19, 6000, 150, 3,
-     "Lab day 👩\u200d🔬 ❤\ufe0f 🧵\nline two\tafter a tab"),
+     "Lab day 👩\u200d🔬 fine-tuning ❤\ufe0f thread 🧵\nStep 1:\tclean the data"),
     ("scripts", 7 * 3600 + 23, 5500, 140, 4, "机器学习 入门 · تعلم الآلة · למידת מכונה"),
     # Same likes, differing retweets; the most retweeted one is the oldest.
-    ("tie_a1", 9 * 3600 + 1, 5000, 40, 6, "Tie A, most retweets, oldest"),
-    ("tie_a2", 8 * 3600 + 1, 5000, 30, 7, "Tie A, middle retweets"),
-    ("tie_a3", 2 * 3600 + 1, 5000, 20, 8, "Tie A, fewest retweets, newest"),
+    ("tie_a1", 9 * 3600 + 1, 5000, 40, 6, "Sparse attention at a million tokens, explained in one diagram"),
+    ("tie_a2", 8 * 3600 + 1, 5000, 30, 7, "Why your loss curve has that bump at step 10k"),
+    ("tie_a3", 2 * 3600 + 1, 5000, 20, 8, "We open-sourced our evaluation harness today"),
     # Same likes and retweets, differing created_at.
-    ("tie_b1", 10 * 3600 + 5, 4500, 12, 9, "Tie B, older"),
-    ("tie_b2", 1 * 3600 + 5, 4500, 12, 10, "Tie B, newer"),
+    ("tie_b1", 10 * 3600 + 5, 4500, 12, 9, "Small models, big data: notes from a week of ablations"),
+    ("tie_b2", 1 * 3600 + 5, 4500, 12, 10, "A visual guide to mixture-of-experts routing"),
     # Weekly only.
-    ("weekly_top", 3 * _DAY + 500, 15000, 900, 11, "Weekly top post & its 🧵"),
-    ("tie_c1", 5 * _DAY + 100, 12000, 70, 12, "Tie C, most retweets, oldest"),
-    ("tie_c2", 4 * _DAY + 100, 12000, 60, 13, "Tie C, middle"),
-    ("tie_c3", 2 * _DAY + 100, 12000, 50, 14, "Tie C, fewest retweets, newest"),
-    ("tie_d1", 6 * _DAY + 100, 11000, 33, 15, "Tie D, older"),
-    ("tie_d2", 1 * _DAY + 7200, 11000, 33, 16, "Tie D, newer"),
-    ("day_boundary", _DAY + 90, 30000, 800, 17, "Just over a day old"),
+    ("weekly_top", 3 * _DAY + 500, 15000, 900, 11, "Our new paper on sparse attention & long context is out 🧵"),
+    ("tie_c1", 5 * _DAY + 100, 12000, 70, 12, "Diffusion models from scratch in 200 lines of NumPy"),
+    ("tie_c2", 4 * _DAY + 100, 12000, 60, 13, "The bitter lesson, revisited with this year's numbers"),
+    ("tie_c3", 2 * _DAY + 100, 12000, 50, 14, "Quantization to 4 bits without losing accuracy: what worked"),
+    ("tie_d1", 6 * _DAY + 100, 11000, 33, 15, "Reading group: attention is (still) all you need?"),
+    ("tie_d2", 1 * _DAY + 7200, 11000, 33, 16, "Tokenizers are where bugs hide. A checklist"),
+    ("day_boundary", _DAY + 90, 30000, 800, 17, "Scaling laws for small models, a thread from yesterday"),
     # Outside every window a client may ask for, or excluded by the query.
     ("too_old", 7 * _DAY + 3600, 60000, 999, 18, "Older than seven days"),
     ("too_new", 5, 40000, 999, 19, "Newer than any end_time the API accepts"),
@@ -1412,7 +1416,7 @@ class SliceTests(_FakeCase):
         document = self.full_daily()
         posts = {post["id"]: post for post in document["posts"]}
         self.assertEqual(posts[self.fake.featured["emoji"]]["text"],
-                         "Lab day 👩\u200d🔬 ❤\ufe0f 🧵\nline two\tafter a tab")
+                         "Lab day 👩\u200d🔬 fine-tuning ❤\ufe0f thread 🧵\nStep 1:\tclean the data")
         self.assertEqual(posts[self.fake.featured["scripts"]]["text"], "机器学习 入门 · تعلم الآلة · למידת מכונה")
 
     def test_missing_author_username_null(self):
@@ -1985,7 +1989,8 @@ def demo(argv=None):
     sys.stderr.flush()
     home = tempfile.mkdtemp(prefix="sliceofml-demo-")
     try:
-        with FakeXAPI() as fake:
+        # Authors left out of includes are rare on the real API; the demo leaves that quirk out.
+        with FakeXAPI(missing_authors=False) as fake:
             env = _tool_environment({"SLICEOFML_API_URL": fake.url}, home)
             for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS"):
                 if name in os.environ:
