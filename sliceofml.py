@@ -30,8 +30,7 @@ import os
 import time
 
 # Heavy modules (urllib.request, ssl, json, netrc, threading, unicodedata, ...) are imported inside the
-# functions that use them, so that `--help`, `--version` and usage errors start as fast as a bare
-# interpreter.
+# functions that use them, so that `--help`, `--version` and usage errors load only argparse.
 
 __version__ = "1.0.0"
 __all__ = [
@@ -163,7 +162,7 @@ class AuthError(SliceError):
 
 
 class APIError(SliceError):
-    """The API answered with an error status; carries the status and the API's own words."""
+    """An error response from the API, with its HTTP status and the API's own words."""
 
     def __init__(self, message, status=None, retryable=False, wait_seconds=None):
         self.status = status
@@ -357,7 +356,7 @@ def load_netrc(path):
 
 
 class _NetrcEntry(object):
-    """Where one top-level item (machine, default or macdef) sits in the file text."""
+    """The position of one top-level item (machine, default or macdef) in the file text."""
 
     __slots__ = ("kind", "name", "start", "end", "open_macro")
 
@@ -573,10 +572,10 @@ def validate_netrc_value(label, value):
         raise UsageError("the %s is empty" % label)
     for character in value:
         if not ("!" <= character <= "~"):
-            shown = "a space" if character == " " else "the character %r" % character
+            described = "a space" if character == " " else "the character %r" % character
             raise UsageError(
                 "the %s contains %s, which a netrc file cannot store; use printable ASCII "
-                "without spaces" % (label, shown)
+                "without spaces" % (label, described)
             )
         if character in "\"'\\":
             raise UsageError(
@@ -780,8 +779,8 @@ def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
 # ==============================================================================================
 # HTTP client
 #
-# One place sends requests and turns HTTP statuses and transport failures into the errors above;
-# one loop decides what is retried, what is waited out and what ends the run.
+# One method sends requests and turns HTTP statuses and transport failures into the errors above.
+# One loop decides what is retried, what is waited out and what ends the run.
 # ==============================================================================================
 
 
@@ -863,8 +862,8 @@ def _redirect_handler_class():
             old, new = urlsplit(request.full_url), urlsplit(new_url)
             if (old.scheme, old.netloc) != (new.scheme, new.netloc):
                 raise APIError(
-                    "the API answered HTTP %d with a redirect to %s://%s; not following it, so "
-                    "the bearer token is not sent to another host" % (code, new.scheme, new.netloc),
+                    "the API returned HTTP %d, a redirect to %s://%s, which was not followed so "
+                    "that the bearer token is not sent to another host" % (code, new.scheme, new.netloc),
                     status=code,
                 )
             return super().redirect_request(request, stream, code, message, headers, new_url)
@@ -943,7 +942,7 @@ class ApiClient(object):
             reason = error.reason
             if isinstance(reason, socket.timeout):
                 raise NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
-            raise NetworkError("cannot connect to %s (%s)" % (self.api_host, _describe_reason(reason)))
+            raise NetworkError("failed to connect to %s (%s)" % (self.api_host, _describe_reason(reason)))
         except socket.timeout:
             raise NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
         except http.client.IncompleteRead:
@@ -1037,22 +1036,22 @@ class ApiClient(object):
         if self.cancel.wait(seconds):
             raise PagingStopped("stopped")
 
-    def _wait(self, why, seconds):
+    def _wait(self, reason, seconds):
         """Sleep through a rate-limit reset, counting down on the terminal."""
         seconds = max(1, int(seconds + 0.999))
-        self.log("%s; waiting %d s" % (why, seconds))
+        self.log("%s; waiting %d s" % (reason, seconds))
         if self.reporter is not None:
-            self.reporter.warn_wait(why, seconds)
+            self.reporter.warn_wait(reason, seconds)
         deadline = time.monotonic() + seconds
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             if self.reporter is not None:
-                self.reporter.countdown(why, int(left + 0.999))
+                self.reporter.countdown(reason, int(left + 0.999))
             self._pause(min(1.0, left))
         if self.reporter is not None:
-            self.reporter.countdown(why, 0)
+            self.reporter.countdown(reason, 0)
 
     # -- statuses ------------------------------------------------------------------------------
 
@@ -1062,12 +1061,14 @@ class ApiClient(object):
         document = response.json()
         problem = document if isinstance(document, dict) else {}
         described = _describe_problem(problem)
+
         if status == 401:
             if self.token_source == "environment":
                 return AuthError("the API rejected the bearer token in SLICEOFML_BEARER_TOKEN "
                                  "(HTTP 401); set a valid token or unset it")
             return AuthError("the API rejected the saved bearer token (HTTP 401 %s); run "
                              "`python3 sliceofml.py login --relogin`" % (described or "Unauthorized"))
+
         if status == 429:
             if str(problem.get("type", "")).endswith("/usage-capped"):
                 return APIError("the plan's post cap is spent (%s); waiting will not help until the "
@@ -1079,12 +1080,14 @@ class ApiClient(object):
             reset = _int_or_none(response.header("x-rate-limit-reset"))
             wait = 60 if reset is None else max(1, reset - _server_now(response))
             return APIError("the rate limit is reached (HTTP 429)", status=429, wait_seconds=wait)
+
         if status >= 500:
             kind = "an HTML page, probably from a proxy" if _looks_like_html(response) else described
             message = "the API returned HTTP %d %s" % (status, response.reason or "")
             if kind:
                 message += " (%s)" % kind
             return APIError(message.replace("  ", " "), status=status, retryable=True)
+
         message = "the API returned HTTP %d %s" % (status, response.reason or "")
         if described:
             message = "%s: %s" % (message.strip(), described)
@@ -1306,7 +1309,7 @@ def _post_from_json(item, users):
 
 
 class SliceResult(object):
-    """What one slice run read and found."""
+    """The outcome of one slice run: top posts, pages and posts read, and why paging stopped."""
 
     def __init__(self, window, posts, pages, posts_read, stop_reason=None, budget_spent=False,
                  partial_errors=()):
@@ -1355,7 +1358,7 @@ class _WindowState(object):
 
 
 def fetch_page(client, state):
-    """Fetch the next page of a sub-window; retry once when the API says start_time is too old."""
+    """Fetch the next page of a sub-window; retry once when the API reports start_time too old."""
     while True:
         params = {"query": SEARCH_QUERY}
         params.update(SEARCH_FIELDS)
@@ -1426,7 +1429,7 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
         while True:
             active = [state for state in states if not state.done]
             limit = len(threads)
-            # One request at a time until the first response tells how many requests are left,
+            # One request at a time until the first response reports how many requests are left,
             # and again whenever few are.
             remaining = client.rate_limit_remaining
             if (remaining is None and pages_read == 0) or (remaining is not None and remaining < LOW_REMAINING):
@@ -1535,7 +1538,7 @@ _BIDI_CONTROLS = frozenset(list(range(0x202A, 0x202F)) + list(range(0x2066, 0x20
 
 
 class Style(object):
-    """How output may look on one stream: colour, OSC 8 links, box-drawing glyphs, encoding."""
+    """The output capabilities of one stream: colour, OSC 8 links, box-drawing glyphs, encoding."""
 
     def __init__(self, color=False, links=False, unicode=True, encoding="utf-8", glyphs=None):
         self.color = color
@@ -1802,7 +1805,7 @@ def _break_opportunities(words, encoding):
     """Yield (clusters, spaced) pieces between which a line may break.
 
     Words break at spaces; CJK text, which has none, may also break before and after each wide
-    ideograph. `spaced` tells whether a space separates the piece from the one before.
+    ideograph. `spaced` is True when a space separates the piece from the one before.
     """
     for word in words:
         piece = []
@@ -1902,11 +1905,11 @@ def render_table(result, style, width):
         fixed += [link_width] if show_link else []
         columns = len(fixed) + 1
         post_width = width - sum(fixed) - 3 * columns - 1
-        wanted = 30 if show_link else 24
+        min_post_width = 30 if show_link else 24
         # Plain output keeps the link on one line, so it can be copied.
         if not show_link and not style.links and show_author:
-            wanted = max(wanted, url_width)
-        if post_width >= wanted:
+            min_post_width = max(min_post_width, url_width)
+        if post_width >= min_post_width:
             break
         if show_link:
             show_link = False
@@ -2028,8 +2031,8 @@ def _row_lines(cells, widths, style):
             else:
                 text, cells_used, codes, url = "", 0, "", None
             padding = " " * max(width - cells_used, 0)
-            shown = style.link(style.paint(text, codes), url)
-            parts.append(padding + shown if cell.align == "right" else shown + padding)
+            styled = style.link(style.paint(text, codes), url)
+            parts.append(padding + styled if cell.align == "right" else styled + padding)
         lines.append(bar + " " + (" " + bar + " ").join(parts) + " " + bar)
     return lines
 
@@ -2087,14 +2090,14 @@ class Reporter(object):
         self._status("reading the %s time window: %s %s, %s posts" % (
             window_name, _format_count(pages), "page" if pages == 1 else "pages", _format_count(posts)))
 
-    def warn_wait(self, why, seconds):
+    def warn_wait(self, reason, seconds):
         if not self.is_terminal:
             with self.lock:
-                self.stream.write("sliceofml: warning: %s; waiting %d s before going on\n" % (why, seconds))
+                self.stream.write("sliceofml: warning: %s; waiting %d s before going on\n" % (reason, seconds))
                 self.stream.flush()
 
-    def countdown(self, why, seconds):
-        self._status("%s; going on in %d s (Ctrl-C stops)" % (why, seconds))
+    def countdown(self, reason, seconds):
+        self._status("%s; going on in %d s (Ctrl-C stops)" % (reason, seconds))
 
     def clear(self):
         with self.lock:
@@ -2107,8 +2110,8 @@ class Reporter(object):
 # ==============================================================================================
 # Commands
 #
-# Each command takes the parsed arguments and a Context, returns an exit code and raises
-# SliceError for anything that goes wrong; main() alone turns errors into messages.
+# Each command takes the parsed arguments and a Context and returns an exit code. It raises
+# SliceError for anything that goes wrong, and main() alone turns errors into messages.
 # ==============================================================================================
 
 
@@ -2503,7 +2506,7 @@ def _build_parser():
                               metavar="SECONDS", help="limit for each HTTP request (default: 30)")
     slice_parser.add_argument("--max-wait", type=seconds(0, 3600), default=DEFAULT_MAX_WAIT,
                               metavar="SECONDS",
-                              help="longest rate-limit reset to wait for (default: 90)")
+                              help="maximum wait for a rate-limit reset, in seconds (default: 90)")
     slice_parser.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=DEFAULT_WORKERS,
                               metavar="N", help="concurrent requests; 1 reads the window as one "
                               "sequential search (default: %d)" % DEFAULT_WORKERS)
@@ -2562,7 +2565,7 @@ def main(argv=None):
         except (OSError, ValueError, AttributeError):
             pass
         return EXIT_FAILURE
-    except Exception as error:  # A bug: one line unless --debug asks for the traceback.
+    except Exception as error:  # A bug: one line, and the traceback only with --debug.
         if debug:
             import traceback
 
