@@ -164,8 +164,10 @@ class AuthError(SliceError):
 class APIError(SliceError):
     """An error response from the API, with its HTTP status and the API's own words."""
 
-    def __init__(self, message, status=None, retryable=False, wait_seconds=None):
+    def __init__(self, message, status=None, retryable=False, wait_seconds=None, server_time=None):
         self.status = status
+        # The server's clock (Unix seconds) from the response's Date header, when it had one.
+        self.server_time = server_time
         # Set for errors worth another attempt (5xx, a short per-second rate limit).
         self.retryable = retryable
         # Set for a rate limit that ends at a known time.
@@ -1093,7 +1095,8 @@ class ApiClient(object):
             message = "%s: %s" % (message.strip(), described)
         elif _looks_like_html(response):
             message += " (an HTML page, probably from a proxy)"
-        error = APIError(message.strip(), status=status)
+        server_time = _server_now(response) if response.header("Date") else None
+        error = APIError(message.strip(), status=status, server_time=server_time)
         error.problem = problem
         return error
 
@@ -1327,6 +1330,18 @@ class SliceResult(object):
 
 
 _START_TIME_FLOOR = None
+_END_TIME_TOO_LATE = "'end_time' must be a minimum of"
+
+
+def _corrected_end(error):
+    """Return an end_time the server accepts after a 400 that says ours is too late, or None.
+
+    That happens when the local clock is ahead of the server's; the response's Date header gives
+    the server's clock.
+    """
+    if _END_TIME_TOO_LATE not in str(error) or error.server_time is None:
+        return None
+    return error.server_time - END_TIME_MARGIN
 
 
 def _corrected_start(error):
@@ -1354,11 +1369,15 @@ class _WindowState(object):
         self.pages = 0
         self.done = False
         self.busy = False
-        self.start_corrected = False
+        self.times_corrected = False
 
 
 def fetch_page(client, state):
-    """Fetch the next page of a sub-window; retry once when the API reports start_time too old."""
+    """Fetch the next page of a sub-window.
+
+    A 400 that reports start_time too old or end_time too late, because the 7-day limit moved
+    while paging or the clocks disagree, is retried once with the times the server accepts.
+    """
     while True:
         params = {"query": SEARCH_QUERY}
         params.update(SEARCH_FIELDS)
@@ -1369,15 +1388,20 @@ def fetch_page(client, state):
         try:
             return client.request_json("GET", SEARCH_PATH, params)
         except APIError as error:
-            corrected = _corrected_start(error) if error.status == 400 else None
-            if corrected is None or state.start_corrected:
+            if error.status != 400 or state.times_corrected:
                 raise
-            # The 7-day floor moved while paging: search from the new floor once.
-            state.start_corrected = True
-            if corrected >= state.window.end:
+            start, end = _corrected_start(error), _corrected_end(error)
+            if start is None and end is None:
+                raise
+            state.times_corrected = True
+            if start is not None:
+                state.window.start = max(state.window.start, start)
+            if end is not None:
+                state.window.end = min(state.window.end, end)
+            client.log("searching %s to %s after: %s" % (format_rfc3339(state.window.start),
+                                                        format_rfc3339(state.window.end), error))
+            if state.window.start >= state.window.end:
                 return {"meta": {"result_count": 0}}
-            client.log("start_time moved to %s after: %s" % (format_rfc3339(corrected), error))
-            state.window.start = max(state.window.start, corrected)
 
 
 def collect_posts(client, window, top, max_pages, workers, reporter=None):
@@ -1478,8 +1502,9 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
         if pages_read == 0 or isinstance(stop_error, PagingStopped):
             raise stop_error
         stop_reason = str(stop_error)
-    # A start_time corrected after a 400 is what was searched, so that is what the result reports.
-    searched = TimeWindow(window.name, min(state.window.start for state in states), window.end)
+    # Times corrected after a 400 are what was searched, so they are what the result reports.
+    searched = TimeWindow(window.name, min(state.window.start for state in states),
+                          max(state.window.end for state in states))
     return SliceResult(searched, top_posts.ranked(), pages_read, len(top_posts.seen), stop_reason,
                        budget_spent, partial_errors)
 

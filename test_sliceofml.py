@@ -1739,6 +1739,23 @@ class ApiFaultTests(_FakeCase):
         self.assertEqual(requests[1]["query"]["start_time"], format_time(parse_time(bound) + 60))
         self.assertEqual(requests[1]["status"], 200)
 
+    def test_local_clock_ahead_corrects_end(self):
+        with FakeXAPI(clock_offset=-3600) as fake:
+            env = {"SLICEOFML_API_URL": fake.url, "SLICEOFML_RETRY_DELAY": "0.01",
+                   "SLICEOFML_BEARER_TOKEN": fake.token}
+            code, stdout, stderr = run_cli(["slice", "--daily", "--workers", "1", "--json"], env,
+                                           home=self.home)
+            requests = fake.search_requests()
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(requests[0]["status"], 400)
+        self.assertIn("'end_time' must be a minimum of 10 seconds", requests[0]["response"]["errors"][0]["message"])
+        self.assertEqual(requests[1]["status"], 200)
+        corrected_end = parse_time(requests[1]["query"]["end_time"])
+        self.assertLess(abs(corrected_end - (time.time() - 3600 - 30)), 10)
+        self.assertEqual(requests[1]["query"]["start_time"], requests[0]["query"]["start_time"])
+        document = json.loads(stdout)
+        self.assertEqual(document["end_time"], requests[1]["query"]["end_time"])
+
     def test_corrected_start_reported(self):
         # Posts between the first and the corrected start_time were never searched, so the JSON
         # must not claim the first one.
