@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 """sliceofml: the most-liked machine-learning posts on X of the last day or week.
 
 Usage:
@@ -339,6 +340,8 @@ def _parse_netrc(path):
     try:
         return netrc.netrc(path)
     except netrc.NetrcParseError as error:
+        # NOTE: the line is the one Python's netrc module names. At the end of a file it counts the
+        # line after the final newline, one past the last line, and other tools quote it the same.
         raise NetrcError(
             "cannot parse the netrc file (%s); fix that line, then try again" % error.msg,
             path,
@@ -734,7 +737,8 @@ def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
     if login is None and not os.path.exists(target):
         return False
     if not os.path.isdir(directory):
-        raise NetrcError("the folder %s does not exist" % directory, path)
+        raise NetrcError("the folder %s does not exist; create it, or set NETRC to a file in an "
+                         "existing folder" % directory, path)
     try:
         lock = _DirectoryLock(directory, target, use_fcntl=use_fcntl)
         lock.__enter__()
@@ -878,7 +882,8 @@ class ApiClient(object):
 
     def __init__(self, api_url, api_host, bearer_token=None, token_source="netrc",
                  timeout=DEFAULT_TIMEOUT, retry_delay=DEFAULT_RETRY_DELAY,
-                 max_wait=DEFAULT_MAX_WAIT, log=None, reporter=None, cancel=None):
+                 max_wait=DEFAULT_MAX_WAIT, log=None, reporter=None, cancel=None,
+                 command="python3 sliceofml.py"):
         import random
         import threading
         import urllib.request
@@ -887,6 +892,7 @@ class ApiClient(object):
         self.api_host = api_host
         self.bearer_token = bearer_token
         self.token_source = token_source
+        self.command = command
         self.timeout = timeout
         self.retry_delay = retry_delay
         self.max_wait = max_wait
@@ -944,7 +950,8 @@ class ApiClient(object):
             reason = error.reason
             if isinstance(reason, socket.timeout):
                 raise NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
-            raise NetworkError("failed to connect to %s (%s)" % (self.api_host, _describe_reason(reason)))
+            raise NetworkError("failed to connect to %s (%s); check the network connection and "
+                               "SLICEOFML_API_URL" % (self.api_host, _describe_reason(reason)))
         except socket.timeout:
             raise NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
         except http.client.IncompleteRead:
@@ -1068,8 +1075,8 @@ class ApiClient(object):
             if self.token_source == "environment":
                 return AuthError("the API rejected the bearer token in SLICEOFML_BEARER_TOKEN "
                                  "(HTTP 401); set a valid token or unset it")
-            return AuthError("the API rejected the saved bearer token (HTTP 401 %s); run "
-                             "`python3 sliceofml.py login --relogin`" % (described or "Unauthorized"))
+            return AuthError("the API rejected the saved bearer token (HTTP 401 %s); run `%s login "
+                             "--relogin`" % (described or "Unauthorized", self.command))
 
         if status == 429:
             if str(problem.get("type", "")).endswith("/usage-capped"):
@@ -2075,6 +2082,7 @@ def render_json(result, ascii_only=False):
         "complete": result.complete,
         "stop_reason": result.stop_reason,
         "page_budget_spent": result.budget_spent,
+        "partial_errors": len(result.partial_errors),
         "posts": [
             {
                 "rank": index + 1,
@@ -2143,8 +2151,10 @@ class Reporter(object):
 class Context(object):
     """Everything a command reads from outside: environment, streams and derived settings."""
 
-    def __init__(self, environ, stdin, stdout, stderr, debug=False):
+    def __init__(self, environ, stdin, stdout, stderr, debug=False, command="python3 sliceofml.py"):
         self.environ = environ
+        # How to run this tool again, for the hints in messages.
+        self.command = command
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
@@ -2219,7 +2229,19 @@ def _make_client(context, args, credentials=None, reporter=None):
         max_wait=getattr(args, "max_wait", DEFAULT_MAX_WAIT),
         log=context.log,
         reporter=reporter,
+        command=context.command,
     )
+
+
+def command_name(argv0):
+    """Return how the user ran this tool, for hints such as "run `sliceofml login`".
+
+    An installed copy runs as `sliceofml`; the file itself as `python3 sliceofml.py`.
+    """
+    base = os.path.basename(argv0 or "")
+    if base.startswith("sliceofml") and "." not in base:
+        return base
+    return "python3 sliceofml.py"
 
 
 def _is_terminal(stream):
@@ -2262,18 +2284,34 @@ def _read_line(stream):
     return line.rstrip("\r\n") if line else None
 
 
+def _prompt_hidden(context, prompt, label):
+    """Read a secret from the terminal without echo; raise UsageError on Ctrl-D or an empty line."""
+    import getpass
+
+    try:
+        value = getpass.getpass(prompt, stream=context.stderr).strip()
+    except EOFError:
+        context.say("")
+        value = ""
+    if not value:
+        raise UsageError("no %s entered; run `%s login` again and paste it from the developer "
+                         "portal" % (label, context.command))
+    return value
+
+
 def _ask_for_keys(context, default_app_name):
     """Return (API key, API key secret, app name) from the terminal or from three stdin lines."""
     if _is_terminal(context.stdin):
-        import getpass
-
         style = decide_style(context.stderr, context.environ)
         context.say(_framed(_KEYS_HELP, style))
-        api_key = getpass.getpass("API key: ", stream=context.stderr).strip()
-        api_secret = getpass.getpass("API key secret: ", stream=context.stderr).strip()
+        api_key = _prompt_hidden(context, "API key: ", "API key")
+        api_secret = _prompt_hidden(context, "API key secret: ", "API key secret")
         context.stderr.write("App name [%s]: " % default_app_name)
         context.stderr.flush()
-        app_name = (_read_line(context.stdin) or "").strip()
+        line = _read_line(context.stdin)
+        if line is None:
+            context.say("")
+        app_name = (line or "").strip()
     else:
         lines = [_read_line(context.stdin) for _ in range(3)]
         api_key, api_secret, app_name = [(line or "").strip() for line in lines]
@@ -2300,11 +2338,12 @@ def login(args, context):
 
     if args.with_token:
         if _is_terminal(context.stdin):
-            import getpass
-
-            token = getpass.getpass("Bearer token: ", stream=context.stderr).strip()
+            token = _prompt_hidden(context, "Bearer token: ", "bearer token")
         else:
             token = (_read_line(context.stdin) or "").strip()
+            if not token:
+                raise UsageError("no bearer token on standard input; pipe it in as one line, e.g. "
+                                 "`%s login --with-token < token.txt`" % context.command)
         validate_netrc_value("token", token)
         update_netrc(path, context.machine, app_name, token)
         context.say('Logged in to %s as app "%s". Saved the bearer token in %s.'
@@ -2312,8 +2351,8 @@ def login(args, context):
         return EXIT_OK
 
     if entry and not args.relogin:
-        context.say('Already logged in to %s as app "%s" (%s). Run `sliceofml.py login --relogin` '
-                    "to replace the token." % (context.api_host, clean_text(entry[0]), path))
+        context.say('Already logged in to %s as app "%s" (%s). Run `%s login --relogin` to replace '
+                    "the token." % (context.api_host, clean_text(entry[0]), path, context.command))
         return EXIT_OK
 
     api_key, api_secret, app_name = _ask_for_keys(context, app_name)
@@ -2334,8 +2373,8 @@ def slice_posts(args, context):
     """Print the most-liked machine-learning posts of the time window."""
     credentials = find_credentials(context)
     if credentials is None:
-        raise AuthError("no bearer token found for %s; run `python3 sliceofml.py login` or set "
-                        "SLICEOFML_BEARER_TOKEN" % context.api_host)
+        raise AuthError("no bearer token found for %s; run `%s login` or set SLICEOFML_BEARER_TOKEN"
+                        % (context.api_host, context.command))
     if credentials.source == "legacy netrc":
         context.log("using the original sliceofml's entry, machine %s" % LEGACY_MACHINE)
     reporter = Reporter(context.stderr, _is_terminal(context.stderr))
@@ -2350,9 +2389,14 @@ def slice_posts(args, context):
     if result.partial_errors:
         first = result.partial_errors[0]
         words = first.get("detail") or first.get("title") or first.get("message") or "no detail"
-        context.warn("the API reported %d partial %s beside the posts (first: %s); the posts are kept"
-                     % (len(result.partial_errors), "error" if len(result.partial_errors) == 1 else "errors",
-                        _one_line(str(words), 200)))
+        context.log("the API reported %d partial errors beside the posts (first: %s)"
+                    % (len(result.partial_errors), _one_line(str(words), 200)))
+    unknown = sum(1 for post in result.posts if not post.username)
+    if unknown:
+        # Partial errors that touch no shown post change nothing the user sees, so only --debug
+        # reports them.
+        context.warn("the API did not return the author of %d shown %s, shown as (unknown)"
+                     % (unknown, "post" if unknown == 1 else "posts"))
     style = decide_style(context.stdout, context.environ)
     if args.json:
         encoding = style.encoding.replace("-", "").replace("_", "").lower()
@@ -2369,11 +2413,11 @@ def slice_posts(args, context):
     return EXIT_OK
 
 
-def _mask(token):
-    """Show at most the last 4 characters, and none of a short token."""
+def _describe_token(token):
+    """Describe a token by at most its last 4 characters, and none of a short token."""
     if len(token) < 16:
-        return "(%d characters, hidden)" % len(token)
-    return "…" + token[-4:]
+        return "available (%d characters, too short to show any of it)" % len(token)
+    return 'available, ends in "%s"' % token[-4:]
 
 
 def status(args, context):
@@ -2384,11 +2428,11 @@ def status(args, context):
     lines = [("API host", context.api_host)]
     credentials = find_credentials(context)
     if credentials is None:
-        lines.append(("Bearer token", "none; run `python3 sliceofml.py login`"))
+        lines.append(("Bearer token", "none; run `%s login`" % context.command))
         lines.append(("Source", "no SLICEOFML_BEARER_TOKEN, no entry for %s in %s"
                       % (context.machine, path)))
     else:
-        lines.append(("Bearer token", "available, ends in %s" % _mask(credentials.token)))
+        lines.append(("Bearer token", _describe_token(credentials.token)))
         if credentials.source == "environment":
             lines.append(("Source", "environment variable SLICEOFML_BEARER_TOKEN"))
         elif credentials.source == "netrc":
@@ -2446,7 +2490,7 @@ class _ParserExit(Exception):
         self.code = code
 
 
-def _build_parser():
+def _build_parser(prog="sliceofml.py"):
     import argparse
 
     class Parser(argparse.ArgumentParser):
@@ -2486,7 +2530,7 @@ def _build_parser():
         "  %-24s %s" % (name, meaning) for name, meaning in ENVIRONMENT.items()
     )
     parser = Parser(
-        prog="sliceofml.py",
+        prog=prog,
         description="The most-liked machine-learning posts on X of the last day or week.",
         epilog=EXIT_CODES_HELP + "\n\n" + environment,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -2511,7 +2555,7 @@ def _build_parser():
     login_parser.add_argument("--app-name", metavar="NAME",
                               help="app name stored with the token (default: %s)" % DEFAULT_APP_NAME)
     login_parser.add_argument("--timeout", type=seconds(0.1, 600), default=DEFAULT_TIMEOUT,
-                              metavar="SECONDS", help="limit for the token request (default: 30)")
+                              metavar="SECONDS", help="limit for the token request, 0.1 to 600 (default: 30)")
     login_parser.set_defaults(handler=login)
 
     slice_parser = commands.add_parser(
@@ -2524,17 +2568,18 @@ def _build_parser():
                         help="posts of the last 7 days")
     slice_parser.set_defaults(window="daily", handler=slice_posts)
     slice_parser.add_argument("--top", type=bounded_int(1, 100), default=DEFAULT_TOP, metavar="N",
-                              help="how many posts to show (default: 10)")
+                              help="how many posts to show, 1 to 100 (default: 10)")
     slice_parser.add_argument("--max-pages", type=bounded_int(1, 10000), default=DEFAULT_MAX_PAGES,
-                              metavar="N", help="page budget, 100 posts a page (default: 100)")
+                              metavar="N", help="page budget, 1 to 10000, 100 posts a page (default: 100)")
     slice_parser.add_argument("--timeout", type=seconds(0.1, 600), default=DEFAULT_TIMEOUT,
-                              metavar="SECONDS", help="limit for each HTTP request (default: 30)")
+                              metavar="SECONDS",
+                              help="limit for each HTTP request, 0.1 to 600 (default: 30)")
     slice_parser.add_argument("--max-wait", type=seconds(0, 3600), default=DEFAULT_MAX_WAIT,
                               metavar="SECONDS",
-                              help="maximum wait for a rate-limit reset, in seconds (default: 90)")
+                              help="maximum wait for a rate-limit reset, 0 to 3600 seconds (default: 90)")
     slice_parser.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=DEFAULT_WORKERS,
-                              metavar="N", help="concurrent requests; 1 reads the window as one "
-                              "sequential search (default: %d)" % DEFAULT_WORKERS)
+                              metavar="N", help="concurrent requests, 1 to 16; 1 reads the window as "
+                              "one sequential search (default: %d)" % DEFAULT_WORKERS)
     slice_parser.add_argument("--json", action="store_true", help="print one JSON document instead "
                               "of the table")
 
@@ -2558,12 +2603,14 @@ def main(argv=None):
     stderr = sys.stderr
     debug = "--debug" in argv
     try:
-        parser = _build_parser()
+        command = command_name(sys.argv[0] if sys.argv else "")
+        parser = _build_parser(command)
         args = parser.parse_args(argv)
         debug = debug or getattr(args, "debug", False)
         if args.command is None:
-            raise UsageError("choose a command: login, slice, status or logout (see `sliceofml.py --help`)")
-        context = Context(os.environ, sys.stdin, sys.stdout, sys.stderr, debug)
+            raise UsageError("choose a command: login, slice, status or logout (see `%s --help`)"
+                             % command)
+        context = Context(os.environ, sys.stdin, sys.stdout, sys.stderr, debug, command)
         if debug:
             for name in ENVIRONMENT:
                 if name in os.environ:

@@ -109,10 +109,18 @@ def find_pythons(minors):
 
 
 def find_python(version):
-    """Return a binary of Python `version` ("3.6"), or None."""
-    minor = int(version.split(".")[1])
-    found = find_pythons([minor])
-    return found[(3, minor)][0] if (3, minor) in found else None
+    """Return a binary of Python `version` ("2.7", "3.6"), or None."""
+    major, minor = (int(part) for part in version.split("."))
+    if major == 3:
+        found = find_pythons([minor])
+        return found[(3, minor)][0] if (3, minor) in found else None
+    root = pyenv_root()
+    candidates = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python" + version))) if root else []
+    candidates.append(shutil.which("python" + version))
+    for binary in candidates:
+        if binary and (python_version(binary) or ())[:2] == (major, minor):
+            return binary
+    return None
 
 # ---------------------------------------------------------------------------------------------------
 # Constants of the X API
@@ -322,7 +330,7 @@ _FEATURED = [
     ("amp_literal", 3 * 3600 + 11, 9000, 300, 1,
      'To write the entity in a post you type "&amp;" literally; R&D says x < y > z'),
     ("note_tweet", 4 * 3600 + 7, 8000, 250, 2, _LONG_TEXT),
-    ("missing_author", 5 * 3600 + 3, 7000, 200, 5, "Our RL agent learned to pause the game & then never lose (author account deleted)"),
+    ("missing_author", 5 * 3600 + 3, 7000, 200, 5, "Our RL agent learned to pause the game & then never lose"),
     ("emoji", 6 * 3600 + 19, 6000, 150, 3,
      "Lab day 👩\u200d🔬 fine-tuning ❤\ufe0f thread 🧵\nStep 1:\tclean the data"),
     ("scripts", 7 * 3600 + 23, 5500, 140, 4, "机器学习 入门 · تعلم الآلة · למידת מכונה"),
@@ -1427,6 +1435,17 @@ class SliceTests(_FakeCase):
         self.assertIn(post_id, posts)
         self.assertIsNone(posts[post_id]["username"])
         self.assertEqual(posts[post_id]["url"], "https://x.com/i/status/" + post_id)
+        unknown = sum(1 for post in document["posts"] if post["username"] is None)
+        self.assertEqual(stderr, "sliceofml: warning: the API did not return the author of %d shown %s, "
+                                 "shown as (unknown)\n" % (unknown, "post" if unknown == 1 else "posts"))
+        self.assertGreater(document["partial_errors"], 0)
+
+    def test_partial_errors_quiet_when_not_shown(self):
+        code, document, stderr = self.run_json("--daily", "--top", "1")
+        self.assertEqual(code, 0, stderr)
+        self.assertIsNotNone(document["posts"][0]["username"])
+        self.assertGreater(document["partial_errors"], 0)
+        self.assertEqual(stderr, "")
 
     def test_table_mode(self):
         before = time.time()
@@ -3836,7 +3855,7 @@ class NetrcPathTests(unittest.TestCase):
 class OldPythonTests(unittest.TestCase):
     def test_old_python_message(self):
         found = 0
-        for version in ("3.6", "3.7"):
+        for version in ("2.7", "3.6", "3.7"):
             binary = find_python(version)
             if binary is None:
                 continue
@@ -3861,17 +3880,35 @@ class MainTests(unittest.TestCase):
     def test_version(self):
         self.assertEqual(self.run_main(["--version"]), (0, "sliceofml %s\n" % sliceofml.__version__, ""))
 
+    def test_command_name_in_hints(self):
+        cases = {"sliceofml.py": "python3 sliceofml.py", "/home/ada/.local/bin/sliceofml": "sliceofml",
+                 "./sliceofml.py": "python3 sliceofml.py", "test_sliceofml.py": "python3 sliceofml.py",
+                 "-c": "python3 sliceofml.py", "": "python3 sliceofml.py"}
+        for argv0, expected in cases.items():
+            with self.subTest(argv0=argv0):
+                self.assertEqual(sliceofml.command_name(argv0), expected)
+
+    def test_installed_copy_hints_its_name(self):
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        installed = os.path.join(folder, "sliceofml")
+        shutil.copy(SLICEOFML_PATH, installed)
+        completed = subprocess.run([sys.executable, installed, "status"], env=_tool_environment({}, folder),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(completed.returncode, 4)
+        self.assertIn("Bearer token: none; run `sliceofml login`\n", completed.stdout)
+
     def test_no_command(self):
         code, out, err = self.run_main([])
         self.assertEqual(code, 2)
         self.assertEqual(err, "sliceofml: error: choose a command: login, slice, status or logout "
-                              "(see `sliceofml.py --help`)\n")
+                              "(see `python3 sliceofml.py --help`)\n")
 
     def test_bad_option_value(self):
         code, out, err = self.run_main(["slice", "--top", "0"])
         self.assertEqual(code, 2)
         self.assertEqual(err, "sliceofml: error: argument --top: 0 is not between 1 and 100 "
-                              "(see `sliceofml.py slice --help`)\n")
+                              "(see `python3 sliceofml.py slice --help`)\n")
 
     def test_daily_and_weekly_exclusive(self):
         code, out, err = self.run_main(["slice", "--daily", "--weekly"])
@@ -3989,6 +4026,13 @@ class TerminalTests(_FakeCase):
         self.assertIn("pty-app", screen)
         self.assertEqual(self.read_netrc(),
                          "machine sliceofml@127.0.0.1 login pty-app password %s\n" % self.fake.token)
+
+    def test_ctrl_d_at_key_prompt(self):
+        code, screen = run_on_terminal(["login"], self.terminal_env(), answers=[("API key: ", "\x04")])
+        self.assertEqual(code, 2, screen)
+        self.assertIn("sliceofml: error: no API key entered; run `python3 sliceofml.py login` again", screen)
+        self.assertNotIn("EOFError", screen)
+        self.assertFalse(os.path.exists(self.netrc_path))
 
     def test_table_on_terminal(self):
         self.log_in()
