@@ -615,15 +615,23 @@ class _DirectoryLock(object):
 
     def __enter__(self):
         if self.fcntl is not None:
-            self.descriptor = os.open(self.directory, os.O_RDONLY)
-            self.fcntl.flock(self.descriptor, self.fcntl.LOCK_EX)
+            try:
+                self.descriptor = os.open(self.directory, os.O_RDONLY)
+                self.fcntl.flock(self.descriptor, self.fcntl.LOCK_EX)
+            except OSError as error:
+                if self.descriptor is not None:
+                    os.close(self.descriptor)
+                raise NetrcError("cannot lock the folder %s (%s)" % (self.directory, error.strerror or error))
             return self
         deadline = time.monotonic() + self.timeout
         while True:
             try:
                 self.descriptor = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
                 return self
-            except FileExistsError:
+            except OSError as error:
+                if not isinstance(error, FileExistsError):
+                    raise NetrcError("cannot create the lock file %s (%s)"
+                                     % (self.lock_path, error.strerror or error))
                 if time.monotonic() > deadline:
                     raise NetrcError(
                         "another sliceofml is changing the file (lock file %s); if none is "
@@ -739,12 +747,7 @@ def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
     if not os.path.isdir(directory):
         raise NetrcError("the folder %s does not exist; create it, or set NETRC to a file in an "
                          "existing folder" % directory, path)
-    try:
-        lock = _DirectoryLock(directory, target, use_fcntl=use_fcntl)
-        lock.__enter__()
-    except OSError as error:
-        raise NetrcError("cannot lock the file's folder (%s)" % (error.strerror or error), path)
-    try:
+    with _DirectoryLock(directory, target, use_fcntl=use_fcntl):
         # Read again under the lock, so that a concurrent login's entry is kept.
         text = _read_netrc_text(target)
         before = None
@@ -778,8 +781,6 @@ def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
         except OSError as error:
             raise NetrcError("cannot write the file (%s)" % (error.strerror or error), path)
         return True
-    finally:
-        lock.__exit__(None, None, None)
 
 
 # ==============================================================================================
