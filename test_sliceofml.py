@@ -3804,6 +3804,38 @@ class NetrcValueTests(unittest.TestCase):
             sliceofml.validate_netrc_value("token", value)
 
 
+class NetrcLexerVersionTests(unittest.TestCase):
+    """The netrc lexer changed in Python 3.11; these pin down why only plain values are written."""
+
+    def parse(self, text):
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        path = os.path.join(folder, "netrc")
+        with open(path, "w") as stream:
+            stream.write(text)
+        return netrc.netrc(path).hosts
+
+    def test_quoted_password(self):
+        text = 'machine m login a password "x y"\n'
+        if sys.version_info >= (3, 11):
+            self.assertEqual(self.parse(text)["m"], ("a", "", "x y"))
+        else:
+            with self.assertRaises(netrc.NetrcParseError) as caught:
+                self.parse(text)
+            self.assertEqual(caught.exception.msg, "bad follower token 'y\"'")
+
+    def test_backslash_in_password(self):
+        hosts = self.parse("machine m login a password x\\y\n")
+        expected = "xy" if sys.version_info >= (3, 11) else "x\\y"
+        self.assertEqual(hosts["m"][2], expected)
+
+    def test_quote_and_backslash_rejected(self):
+        for value in ('"x', "x\\y"):
+            with self.subTest(value=value):
+                with self.assertRaises(sliceofml.UsageError):
+                    sliceofml.validate_netrc_value("token", value)
+
+
 class NetrcPathTests(unittest.TestCase):
     def setUp(self):
         self.home = tempfile.mkdtemp()
@@ -4026,6 +4058,19 @@ class TerminalTests(_FakeCase):
         self.assertIn("pty-app", screen)
         self.assertEqual(self.read_netrc(),
                          "machine sliceofml@127.0.0.1 login pty-app password %s\n" % self.fake.token)
+
+    def test_token_never_in_debug_output(self):
+        secret = "AAAAsecret%2Ftoken%3Dnever-shown-0001"
+        self.write_netrc("machine sliceofml@127.0.0.1 login app password %s\n" % secret)
+        for fault in (None, ("status", 401, UNAUTHORIZED_BODY)):
+            if fault:
+                self.fake.fail(1, fault)
+            code, stdout, stderr = self.run_tool("--debug", "slice", "--weekly",
+                                                 env={"SLICEOFML_BEARER_TOKEN": None})
+            with self.subTest(fault=fault):
+                self.assertIn("sliceofml: debug: GET http://127.0.0.1:", stderr)
+                self.assertNotIn(secret, stdout + stderr)
+                self.assertNotIn("never-shown", stdout + stderr)
 
     def test_ctrl_d_at_key_prompt(self):
         code, screen = run_on_terminal(["login"], self.terminal_env(), answers=[("API key: ", "\x04")])
