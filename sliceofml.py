@@ -377,10 +377,11 @@ class _NetrcEntry(object):
 class _NetrcScanner(object):
     """A lexer over netrc text that keeps the offset of every token.
 
-    It follows the grammar of the standard library reader (Python 3.11 and newer: double quotes and
-    backslash escapes, `#` comments, macro bodies ending at an empty line) closely enough to find
-    where entries start and end. It never decides what the file means: the standard library reader
-    does, before and after every edit.
+    It follows the grammar of the standard library reader (double quotes and backslash escapes as
+    in Python 3.11 and newer, `#` comments as in the running Python, macro bodies ending at an
+    empty line, and CR, LF or CRLF line ends) closely enough to find where entries start and end.
+    It never decides what the file means: the standard library reader does, before and after
+    every edit.
     """
 
     def __init__(self, text):
@@ -416,9 +417,19 @@ class _NetrcScanner(object):
         self.position = index
         return "".join(characters), start, index
 
+    def line_end(self, position):
+        """Return the offset just past the line end at or after `position`, as universal newlines see it."""
+        text = self.text
+        carriage = text.find("\r", position)
+        newline = text.find("\n", position)
+        if carriage < 0 and newline < 0:
+            return len(text)
+        if newline < 0 or 0 <= carriage < newline:
+            return carriage + (2 if text.startswith("\r\n", carriage) else 1)
+        return newline + 1
+
     def skip_line(self):
-        newline = self.text.find("\n", self.position)
-        self.position = len(self.text) if newline < 0 else newline + 1
+        self.position = self.line_end(self.position)
 
     def skip_macro_body(self):
         """Skip a macro body; return True when it ends at the end of the text without an empty line."""
@@ -429,17 +440,24 @@ class _NetrcScanner(object):
         elif self.position < len(text):
             self.position += 1
         while self.position < len(text):
-            newline = text.find("\n", self.position)
-            end = len(text) if newline < 0 else newline + 1
+            end = self.line_end(self.position)
             line = text[self.position:end]
             self.position = end
-            if line in ("\n", "\r\n"):
+            if line in ("\n", "\r\n", "\r"):
                 return False
         return True
 
 
-def _scan_netrc(text):
-    """Return the _NetrcEntry items of the text in file order."""
+def _scan_netrc(text, new_lexer=None):
+    """Return the _NetrcEntry items of the text in file order.
+
+    `new_lexer` selects the comment rules of Python 3.11 and newer (default: the running Python's).
+    At the top level both skip the rest of the line after a lone `#` but only the token itself
+    for `#word`. Inside an entry the new lexer skips the rest of the line after any `#` token,
+    while the old one ends the entry there and applies the top-level rule.
+    """
+    if new_lexer is None:
+        new_lexer = sys.version_info >= (3, 11)
     scanner = _NetrcScanner(text)
     entries = []
     while True:
@@ -447,9 +465,10 @@ def _scan_netrc(text):
         if token is None:
             break
         value, start, end = token
-        if value.startswith("#"):
-            scanner.position = start
+        if value == "#":
             scanner.skip_line()
+            continue
+        if value.startswith("#"):
             continue
         if value == "macdef":
             name = scanner.next_token()
@@ -473,11 +492,10 @@ def _scan_netrc(text):
             if token is None:
                 break
             follower, follower_start, follower_end = token
-            if follower.startswith("#"):
-                scanner.position = follower_start
+            if follower.startswith("#") and new_lexer:
                 scanner.skip_line()
                 continue
-            if follower in _NETRC_KEYWORDS:
+            if follower in _NETRC_KEYWORDS or follower.startswith("#"):
                 scanner.position = before
                 break
             entry.end = follower_end
@@ -492,7 +510,7 @@ def _scan_netrc(text):
 def _entry_span(text, entry):
     """Return the span to delete for an entry: whole lines when it has its lines to itself."""
     start, end = entry.start, entry.end
-    line_start = text.rfind("\n", 0, start) + 1
+    line_start = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
     at_line_start = text[line_start:start].strip(" \t") == ""
     after = end
     while after < len(text) and text[after] in " \t":
@@ -500,7 +518,7 @@ def _entry_span(text, entry):
     if at_line_start:
         if text.startswith("\r\n", after):
             return line_start, after + 2
-        if text.startswith("\n", after) or after == len(text):
+        if text.startswith(("\n", "\r"), after) or after == len(text):
             return line_start, after + (1 if after < len(text) else 0)
         return start, after
     before = start
@@ -510,7 +528,11 @@ def _entry_span(text, entry):
 
 
 def _line_ending(text):
-    return "\r\n" if "\r\n" in text else "\n"
+    if "\r\n" in text:
+        return "\r\n"
+    if "\r" in text and "\n" not in text:
+        return "\r"
+    return "\n"
 
 
 def edit_netrc_text(text, machine, login=None, password=None):
@@ -552,13 +574,13 @@ def edit_netrc_text(text, machine, login=None, password=None):
     remaining = [entry for entry in _scan_netrc(result) if entry.kind == "default"]
     if remaining:
         insert_at = remaining[0].start
-        line_start = result.rfind("\n", 0, insert_at) + 1
+        line_start = max(result.rfind("\n", 0, insert_at), result.rfind("\r", 0, insert_at)) + 1
         if result[line_start:insert_at].strip(" \t") == "":
             return result[:line_start] + new_line + eol + result[line_start:]
         return result[:insert_at] + eol + new_line + eol + result[insert_at:]
 
     tail = ""
-    if result and not result.endswith("\n"):
+    if result and not result.endswith(("\n", "\r")):
         tail += eol
     scanned = _scan_netrc(result)
     if scanned and scanned[-1].kind == "macdef" and scanned[-1].open_macro:
@@ -691,6 +713,31 @@ def _remove_stale_temporary_files(directory):
                 pass
 
 
+def _check_entries_found(text, machine, directory, display_path):
+    """Raise NetrcError unless removing the entries the scanner found leaves none for the reader.
+
+    A copy that only the standard library reader sees (behind an unusual comment, say) would
+    otherwise survive a logout, or shadow a new login.
+    """
+    import tempfile
+
+    descriptor, scratch = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(edit_netrc_text(text, machine).encode("utf-8"))
+        hidden = machine in _parse_netrc(scratch).hosts
+    except NetrcError:
+        hidden = True
+    finally:
+        os.unlink(scratch)
+    if hidden:
+        raise NetrcError(
+            "the file has an entry for %s that sliceofml cannot edit safely (it follows a comment "
+            "or a line end it does not expect); edit that entry by hand" % machine,
+            display_path,
+        )
+
+
 def _write_atomically(target, data, mode, check, owner=None):
     """Replace `target` with `data` so that a crash leaves the old file or the new one, never a part.
 
@@ -767,6 +814,8 @@ def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
             before = _parse_netrc(target)
             if login is None and machine not in before.hosts:
                 return False
+        if before is not None and machine in before.hosts:
+            _check_entries_found(text, machine, directory, path)
         new_text = edit_netrc_text(text or "", machine, login, password)
         if new_text == text:
             if os.name == "posix" and stat.S_IMODE(info.st_mode) != mode:

@@ -3777,6 +3777,28 @@ class NetrcTextEditTests(unittest.TestCase):
         text = "machine sliceofml@api.x.com login A password T # ours\n# next\nmachine g login d password p\n"
         self.assertEqual(self.remove(text), "# ours\n# next\nmachine g login d password p\n")
 
+    def test_hash_word_comments_only_itself(self):
+        text = "#note machine sliceofml@api.x.com login A password T\nmachine g login d password p\n"
+        self.assertEqual(self.remove(text), "#note\nmachine g login d password p\n")
+
+    def test_lone_hash_comments_the_line(self):
+        text = "# machine sliceofml@api.x.com login A password T\nmachine g login d password p\n"
+        self.assertEqual(self.remove(text), text)
+
+    def test_cr_only_line_ends(self):
+        text = "# creds\rmachine sliceofml@api.x.com login A password T\rmachine g login d password p\r"
+        self.assertEqual(self.remove(text), "# creds\rmachine g login d password p\r")
+        self.assertEqual(self.edit("# creds\rmachine g login d password p\r"),
+                         "# creds\rmachine g login d password p\r"
+                         "machine sliceofml@api.x.com login app password TOKEN\r")
+
+    def test_hash_inside_entry_per_lexer(self):
+        text = "machine g login d password p #x machine sliceofml@api.x.com login A password T\n"
+        old = [entry.name for entry in sliceofml._scan_netrc(text, new_lexer=False)]
+        new = [entry.name for entry in sliceofml._scan_netrc(text, new_lexer=True)]
+        self.assertEqual(old, ["g", "sliceofml@api.x.com"])
+        self.assertEqual(new, ["g"])
+
     def test_macro_body_not_read_as_entry(self):
         text = "macdef init\nmachine sliceofml@api.x.com login A password T\n\nmachine g login d password p\n"
         self.assertEqual(self.remove(text), text)
