@@ -95,6 +95,15 @@ WINDOW_SECONDS = {"daily": DAY, "weekly": 7 * DAY}
 WINDOW_SPLITS = {"daily": 4, "weekly": 7}
 # Fewer requests left than this in the rate-limit window: one request at a time.
 LOW_REMAINING = 20
+# A search page of 100 posts is well under 1 MiB; anything far larger is not a page.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_NETRC_BYTES = 10 * 1024 * 1024
+# Post ids are decimal snowflakes of about 19 digits.
+MAX_ID_DIGITS = 25
+# Larger metrics are not real counts, and their digits would break the table.
+MAX_METRIC = 10 ** 12
+# Wider than this, a table is no longer readable; COLUMNS beyond it is taken as this.
+MAX_WIDTH = 1000
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -210,10 +219,7 @@ class Post(object):
 
 
 def _id_number(post_id):
-    try:
-        return int(post_id)
-    except ValueError:
-        return -1
+    return int(post_id) if post_id.isascii() and post_id.isdigit() else -1
 
 
 class TimeWindow(object):
@@ -314,13 +320,26 @@ def _line_of_offset(data, offset):
 
 def _read_netrc_text(path):
     """Return the file's text, or None when it does not exist. Raise NetrcError when unreadable."""
+    import stat
+
     try:
-        with open(path, "rb") as stream:
-            data = stream.read()
+        info = os.stat(path)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
+    except OSError as error:
+        raise NetrcError("cannot read the file (%s)" % (error.strerror or error), path)
+    if stat.S_ISDIR(info.st_mode):
         raise NetrcError("is a directory, not a netrc file", path)
+    if not stat.S_ISREG(info.st_mode):
+        # Reading a FIFO or a device could block or never end.
+        raise NetrcError("is not a regular file; point NETRC at a netrc file", path)
+    if info.st_size > MAX_NETRC_BYTES:
+        raise NetrcError("is larger than %d MiB, which no netrc file is" % (MAX_NETRC_BYTES // 1048576), path)
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_NETRC_BYTES + 1)
+    except FileNotFoundError:
+        return None
     except OSError as error:
         raise NetrcError("cannot read the file (%s)" % (error.strerror or error), path)
     try:
@@ -789,8 +808,14 @@ def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
 
     target = os.path.realpath(path)
     directory = os.path.dirname(target)
-    if login is None and not os.path.exists(target):
-        return False
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        # Nothing to remove; a login creates the file, or the target of a dangling link.
+        if login is None:
+            return False
+    except OSError as error:
+        raise NetrcError("cannot read the file (%s)" % (error.strerror or error), path)
     if not os.path.isdir(directory):
         raise NetrcError("the folder %s does not exist; create it, or set NETRC to a file in an "
                          "existing folder" % directory, path)
@@ -847,6 +872,9 @@ def parse_api_url(url):
     """
     from urllib.parse import urlsplit
 
+    if not url.strip() or any(not ("!" <= character <= "~") for character in url.strip()):
+        raise UsageError("SLICEOFML_API_URL %r contains a space or a character outside printable "
+                         "ASCII; expected https://HOST[:PORT]" % _one_line(url, 200))
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
@@ -899,16 +927,25 @@ class _Response(object):
 
         try:
             return json.loads(self.body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
 
 
-def _redirect_handler_class():
-    """Return a urllib redirect handler that follows redirects only within the same origin.
+_HANDLER_CLASSES = None
 
-    urllib's default handler copies the Authorization header to wherever the server redirects,
-    which would hand the bearer token to another host.
+
+def _handler_classes():
+    """Return the urllib handler classes for (redirects, http, https), built once.
+
+    urllib's default redirect handler copies the Authorization header to wherever the server
+    redirects, which would hand the bearer token to another host, so redirects are followed only
+    within the same origin. The http and https handlers watch each connection and close it when
+    the request's whole time is up, because a socket timeout alone restarts with every byte.
     """
+    global _HANDLER_CLASSES
+    if _HANDLER_CLASSES is not None:
+        return _HANDLER_CLASSES
+    import http.client
     import urllib.request
     from urllib.parse import urljoin, urlsplit
 
@@ -919,12 +956,99 @@ def _redirect_handler_class():
             if (old.scheme, old.netloc) != (new.scheme, new.netloc):
                 raise APIError(
                     "the API returned HTTP %d, a redirect to %s://%s, which was not followed so "
-                    "that the bearer token is not sent to another host" % (code, new.scheme, new.netloc),
+                    "that the bearer token is not sent to another host"
+                    % (code, _one_line(new.scheme, 20), _one_line(new.netloc, 100)),
                     status=code,
                 )
             return super().redirect_request(request, stream, code, message, headers, new_url)
 
-    return SameOriginRedirectHandler
+    class WatchedHTTPConnection(http.client.HTTPConnection):
+        def __init__(self, *args, **kwargs):
+            self.watch = kwargs.pop("watch")
+            super().__init__(*args, **kwargs)
+
+        def connect(self):
+            self.watch.arm(self)
+            super().connect()
+            self.watch.sock = self.sock
+
+    class WatchedHTTPHandler(urllib.request.HTTPHandler):
+        def __init__(self, watch):
+            super().__init__()
+            self.watch = watch
+
+        def http_open(self, request):
+            return self.do_open(_with_watch(WatchedHTTPConnection, self.watch), request)
+
+    handlers = [SameOriginRedirectHandler, WatchedHTTPHandler, None]
+    if hasattr(http.client, "HTTPSConnection"):
+
+        class WatchedHTTPSConnection(http.client.HTTPSConnection):
+            def __init__(self, *args, **kwargs):
+                self.watch = kwargs.pop("watch")
+                super().__init__(*args, **kwargs)
+
+            def connect(self):
+                self.watch.arm(self)
+                super().connect()
+                self.watch.sock = self.sock
+
+        class WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+            def __init__(self, watch):
+                super().__init__()
+                self.watch = watch
+
+            def https_open(self, request):
+                return self.do_open(_with_watch(WatchedHTTPSConnection, self.watch), request,
+                                    context=self._context)
+
+        handlers[2] = WatchedHTTPSHandler
+    _HANDLER_CLASSES = tuple(handlers)
+    return _HANDLER_CLASSES
+
+
+def _with_watch(connection_class, watch):
+    def make_connection(*args, **kwargs):
+        return connection_class(*args, watch=watch, **kwargs)
+
+    return make_connection
+
+
+class _RequestWatch(object):
+    """A deadline for one request that closes its connection when the time is up."""
+
+    def __init__(self, seconds):
+        self.deadline = time.monotonic() + seconds
+        self.timer = None
+        self.connection = None
+        # The connected socket. http.client forgets it once the response headers are read, while
+        # the body may still be arriving.
+        self.sock = None
+        self.expired = False
+
+    def arm(self, connection):
+        import threading
+
+        self.cancel()
+        self.connection = connection
+        self.timer = threading.Timer(max(self.deadline - time.monotonic(), 0), self.expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def expire(self):
+        import socket
+
+        self.expired = True
+        sock = self.sock or getattr(self.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self):
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 class ApiClient(object):
@@ -936,7 +1060,6 @@ class ApiClient(object):
                  command="python3 sliceofml.py"):
         import random
         import threading
-        import urllib.request
 
         self.api_url = api_url
         self.api_host = api_host
@@ -952,11 +1075,6 @@ class ApiClient(object):
         self.random = random.Random()
         # The last x-rate-limit-remaining the API sent; the pager slows down when it runs low.
         self.rate_limit_remaining = None
-        handlers = [_redirect_handler_class()()]
-        if _is_loopback(api_host):
-            # A proxy from the environment must not carry loopback traffic somewhere else.
-            handlers.append(urllib.request.ProxyHandler({}))
-        self.opener = urllib.request.build_opener(*handlers)
         self.user_agent = "sliceofml/%s Python/%s" % (__version__, ".".join(map(str, sys.version_info[:3])))
 
     # -- one request ---------------------------------------------------------------------------
@@ -985,29 +1103,42 @@ class ApiClient(object):
         request_headers.update(headers or {})
         request = urllib.request.Request(url, data=body, headers=request_headers, method=method)
         started = time.monotonic()
+        watch = _RequestWatch(self.timeout)
+        timed_out = NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
         try:
             try:
-                with self.opener.open(request, timeout=self.timeout) as stream:
+                with self._opener(watch).open(request, timeout=self.timeout) as stream:
                     response = _Response(stream.status, stream.reason, stream.headers,
-                                         self._read_body(stream, started))
+                                         self._read_body(stream, watch))
             except urllib.error.HTTPError as error:
                 try:
-                    error_body = self._read_body(error, started)
+                    error_body = self._read_body(error, watch)
                 except (NetworkError, http.client.HTTPException, OSError):
                     error_body = b""
                 response = _Response(error.code, error.reason, error.headers, error_body)
         except urllib.error.URLError as error:
             reason = error.reason
-            if isinstance(reason, socket.timeout):
-                raise NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
+            if isinstance(reason, socket.timeout) or watch.expired:
+                raise timed_out
             raise NetworkError("failed to connect to %s (%s); check the network connection and "
                                "SLICEOFML_API_URL" % (self.api_host, _describe_reason(reason)))
         except socket.timeout:
-            raise NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
+            raise timed_out
         except http.client.IncompleteRead:
+            if watch.expired:
+                raise timed_out
             raise NetworkError("the response from %s was cut short" % self.api_host)
         except (http.client.HTTPException, OSError) as error:
+            if watch.expired:
+                raise timed_out
             raise NetworkError("the connection to %s failed (%s)" % (self.api_host, _describe_reason(error)))
+        except ValueError:
+            # http.client rejects header values with line breaks. The message would repeat the
+            # value, which may be the bearer token, so it is not shown.
+            raise UsageError("the request to %s could not be sent: a header or the URL contains "
+                             "an invalid character" % self.api_host)
+        finally:
+            watch.cancel()
         self.log("%s %s -> %d in %.2f s" % (method, url, response.status,
                                              time.monotonic() - started))
         remaining = _int_or_none(response.header("x-rate-limit-remaining"))
@@ -1015,24 +1146,45 @@ class ApiClient(object):
             self.rate_limit_remaining = remaining
         return response
 
-    def _read_body(self, stream, started):
-        """Read the whole body within the timeout and undo gzip encoding."""
+    def _opener(self, watch):
+        import urllib.request
+
+        redirect_class, http_class, https_class = _handler_classes()
+        handlers = [redirect_class(), http_class(watch)]
+        if https_class is not None:
+            handlers.append(https_class(watch))
+        if _is_loopback(self.api_host):
+            # A proxy from the environment must not carry loopback traffic somewhere else.
+            handlers.append(urllib.request.ProxyHandler({}))
+        return urllib.request.build_opener(*handlers)
+
+    def _read_body(self, stream, watch):
+        """Read the whole body before the deadline, at most MAX_BODY_BYTES, and undo gzip."""
         import zlib
 
+        too_large = APIError("the response from %s is larger than %d MiB, which no search page is"
+                             % (self.api_host, MAX_BODY_BYTES // 1048576))
         chunks = []
+        size = 0
         while True:
             chunk = stream.read(65536)
+            if watch.expired or time.monotonic() > watch.deadline:
+                raise NetworkError("the request to %s timed out after %g s" % (self.api_host, self.timeout))
             if not chunk:
                 break
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise too_large
             chunks.append(chunk)
-            if time.monotonic() - started > self.timeout:
-                raise NetworkError("the response from %s timed out after %g s" % (self.api_host, self.timeout))
         body = b"".join(chunks)
         if (stream.headers.get("Content-Encoding") or "").strip().lower() == "gzip":
             try:
-                # 16 + MAX_WBITS accepts exactly the gzip container.
+                # 16 + MAX_WBITS accepts exactly the gzip container. The output limit stops a
+                # small compressed body from unpacking to gigabytes.
                 decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                body = decompressor.decompress(body)
+                body = decompressor.decompress(body, MAX_BODY_BYTES)
+                if decompressor.unconsumed_tail:
+                    raise too_large
                 if not decompressor.eof:
                     raise NetworkError("the gzip response from %s was cut short" % self.api_host)
             except zlib.error:
@@ -1175,10 +1327,13 @@ def _server_now(response):
     from email.utils import parsedate_tz, mktime_tz
 
     value = response.header("Date")
-    parsed = parsedate_tz(value) if value else None
-    if parsed is None:
-        return int(time.time())
-    return mktime_tz(parsed)
+    try:
+        parsed = parsedate_tz(value) if value else None
+        if parsed is not None:
+            return mktime_tz(parsed)
+    except (ValueError, OverflowError, TypeError):
+        pass
+    return int(time.time())
 
 
 def _looks_like_html(response):
@@ -1241,9 +1396,11 @@ def fetch_bearer_token(client, api_key, api_secret):
         raise
     token_type = document.get("token_type")
     token = document.get("access_token")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer" or not isinstance(token, str):
-        raise APIError("the token endpoint returned token_type %r instead of a bearer token"
-                       % (token_type,))
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise APIError("the token endpoint returned token_type %s instead of a bearer token"
+                       % _one_line(repr(token_type), 60))
+    if not isinstance(token, str) or not token:
+        raise APIError("the token endpoint returned no access_token")
     return token
 
 
@@ -1273,8 +1430,8 @@ class TopPosts(object):
         """Count the post unless it was seen before; return True when it was new."""
         import heapq
 
-        # Numeric ids are kept as ints, which take about half the memory of their strings.
-        key = int(post.id) if post.id.isdigit() else post.id
+        # Ids are kept as ints, which take about half the memory of their strings.
+        key = int(post.id)
         if key in self.seen:
             return False
         self.seen.add(key)
@@ -1308,15 +1465,38 @@ def decode_entities(text):
 
 
 def _count(value):
-    """Return a metric as an int: missing, negative or non-integer values count as 0."""
+    """Return a metric as an int: missing, negative, absurd or non-integer values count as 0."""
     if isinstance(value, bool):
         return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    try:
-        return max(int(str(value)), 0)
-    except (TypeError, ValueError):
-        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 13:
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_METRIC:
+        return value
+    return 0
+
+
+def _post_id(value):
+    """Return a post id as a string of ASCII digits, or None when it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10 ** MAX_ID_DIGITS:
+        return str(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS:
+        return value
+    return None
+
+
+_SURROGATE = None
+
+
+def _without_surrogates(text):
+    """Replace lone surrogates, which JSON escapes can carry but no encoder can write, with U+FFFD."""
+    global _SURROGATE
+    if _SURROGATE is None:
+        import re
+
+        _SURROGATE = re.compile("[\ud800-\udfff]")
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def read_page(document, top_posts):
@@ -1328,6 +1508,9 @@ def read_page(document, top_posts):
             if isinstance(user, dict) and isinstance(user.get("username"), str):
                 users[str(user.get("id"))] = user["username"]
     data = document.get("data")
+    if data is not None and not isinstance(data, list):
+        raise APIError("the API returned a search page whose data is a %s, not a list of posts"
+                       % type(data).__name__)
     count = 0
     if isinstance(data, list):
         for item in data:
@@ -1345,7 +1528,10 @@ def read_page(document, top_posts):
 
 
 def _post_from_json(item, users):
-    if not isinstance(item, dict) or item.get("id") is None:
+    if not isinstance(item, dict):
+        return None
+    post_id = _post_id(item.get("id"))
+    if post_id is None:
         return None
     text = item.get("text")
     note = item.get("note_tweet")
@@ -1358,10 +1544,11 @@ def _post_from_json(item, users):
     if not isinstance(metrics, dict):
         metrics = {}
     created_at = item.get("created_at")
+    username = users.get(str(item.get("author_id")))
     return Post(
-        id=str(item["id"]),
-        username=users.get(str(item.get("author_id"))),
-        text=decode_entities(text),
+        id=post_id,
+        username=_without_surrogates(username) if username else None,
+        text=_without_surrogates(decode_entities(text)),
         like_count=_count(metrics.get("like_count")),
         retweet_count=_count(metrics.get("retweet_count")),
         created_at=created_at if isinstance(created_at, str) else "",
@@ -1427,6 +1614,7 @@ class _WindowState(object):
         self.done = False
         self.busy = False
         self.times_corrected = False
+        self.tokens_seen = set()
 
 
 def fetch_page(client, state):
@@ -1541,11 +1729,23 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
                     stop_error = error
                     client.cancel.set()
                 continue
+            try:
+                _, next_token, partial = read_page(document, top_posts)
+                if next_token is not None and next_token in state.tokens_seen:
+                    raise APIError("the API returned a next_token it had sent before; paging stopped "
+                                   "so that the same pages are not read and billed again")
+            except SliceError as error:
+                if stop_error is None:
+                    stop_error = error
+                    client.cancel.set()
+                continue
             pages_read += 1
-            _, state.next_token, partial = read_page(document, top_posts)
             partial_errors.extend(partial)
-            if state.next_token is None:
+            state.next_token = next_token
+            if next_token is None:
                 state.done = True
+            else:
+                state.tokens_seen.add(next_token)
             if reporter is not None:
                 reporter.progress(window.name, pages_read, len(top_posts.seen))
     finally:
@@ -1701,15 +1901,18 @@ def enable_windows_ansi(kernel32=None):
 
 
 def terminal_width(stream, environ):
-    """Return COLUMNS when it is a positive number, else the terminal's width, else 80."""
+    """Return COLUMNS when it is a positive number, else the terminal's width, else 80.
+
+    Widths above MAX_WIDTH are taken as MAX_WIDTH.
+    """
     value = _int_or_none(environ.get("COLUMNS"))
     if value is not None and value > 0:
-        return value
+        return min(value, MAX_WIDTH)
     try:
         if stream.isatty():
             columns = os.get_terminal_size(stream.fileno()).columns
             if columns > 0:
-                return columns
+                return min(columns, MAX_WIDTH)
     except (AttributeError, ValueError, OSError):
         pass
     return 80
@@ -2250,22 +2453,39 @@ class Credentials(object):
         self.app_name = app_name
 
 
+def _usable_token(token):
+    """Return True when the token can travel in an Authorization header as it is."""
+    return bool(token) and all("!" <= character <= "~" for character in token)
+
+
 def find_credentials(context):
-    """Return the Credentials to use, or None when there is no bearer token anywhere."""
+    """Return the Credentials to use, or None when there is no bearer token anywhere.
+
+    A token that cannot be sent in an HTTP header is an error, and the message never repeats it.
+    """
     token = context.environ.get("SLICEOFML_BEARER_TOKEN", "").strip()
     if token:
+        if not _usable_token(token):
+            raise UsageError("SLICEOFML_BEARER_TOKEN contains a space, a line break or a character "
+                             "outside printable ASCII; set it to the bearer token alone")
         return Credentials(token, "environment")
     parsed = load_netrc(context.netrc_path)
     if parsed is None:
         return None
+    credentials = None
     entry = parsed.hosts.get(context.machine)
     if entry and entry[2]:
-        return Credentials(entry[2], "netrc", context.netrc_path, context.machine, entry[0])
-    if context.api_host == "api.x.com":
+        credentials = Credentials(entry[2], "netrc", context.netrc_path, context.machine, entry[0])
+    elif context.api_host == "api.x.com":
         legacy = parsed.hosts.get(LEGACY_MACHINE)
         if legacy and legacy[2]:
-            return Credentials(legacy[2], "legacy netrc", context.netrc_path, LEGACY_MACHINE, legacy[0])
-    return None
+            credentials = Credentials(legacy[2], "legacy netrc", context.netrc_path, LEGACY_MACHINE,
+                                      legacy[0])
+    if credentials is not None and not _usable_token(credentials.token):
+        raise NetrcError("the password of machine %s contains a space, a line break or a character "
+                         "outside printable ASCII, so it is not a bearer token; run `%s login "
+                         "--relogin`" % (credentials.machine, context.command), context.netrc_path)
+    return credentials
 
 
 def _make_client(context, args, credentials=None, reporter=None):
@@ -2292,6 +2512,30 @@ def command_name(argv0):
     if base.startswith("sliceofml") and "." not in base:
         return base
     return "python3 sliceofml.py"
+
+
+def emit(context, text):
+    """Write data to stdout; raise SliceError when stdout is closed or the write fails."""
+    if context.stdout is None:
+        raise SliceError("standard output is closed, so there is nowhere to print the result")
+    try:
+        context.stdout.write(text)
+        context.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        _silence_stdout()
+        raise SliceError("cannot write to standard output (%s)" % (error.strerror or error))
+
+
+def _silence_stdout():
+    """Point file descriptor 1 at the null device, so Python's flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _is_terminal(stream):
@@ -2411,8 +2655,10 @@ def login(args, context):
     token = fetch_bearer_token(client, api_key, api_secret)
     try:
         validate_netrc_value("token", token)
-    except UsageError as error:
-        raise APIError("the API returned a bearer token that a netrc file cannot store (%s)" % error)
+    except UsageError:
+        raise APIError("the token endpoint returned an access_token with spaces, quotes, "
+                       "backslashes or characters outside printable ASCII, which a netrc file "
+                       "cannot store")
     update_netrc(path, context.machine, app_name, token)
     context.say('Logged in to %s as app "%s". Saved the bearer token in %s.'
                 % (context.api_host, app_name, path))
@@ -2450,11 +2696,10 @@ def slice_posts(args, context):
     style = decide_style(context.stdout, context.environ)
     if args.json:
         encoding = style.encoding.replace("-", "").replace("_", "").lower()
-        context.stdout.write(render_json(result, ascii_only=encoding != "utf8"))
+        emit(context, render_json(result, ascii_only=encoding != "utf8"))
     else:
         width = terminal_width(context.stdout, context.environ)
-        context.stdout.write(render_table(result, style, width))
-    context.stdout.flush()
+        emit(context, render_table(result, style, width))
     if result.stop_reason:
         context.warn("paging stopped early after %d %s: %s; showing the %d posts read so far"
                      % (result.pages, "page" if result.pages == 1 else "pages", result.stop_reason,
@@ -2492,9 +2737,7 @@ def status(args, context):
                                     "sliceofml)" % (path, credentials.machine)))
         if credentials.app_name is not None:
             lines.append(("App name", clean_text(credentials.app_name) or "(none)"))
-    for label, value in lines:
-        context.stdout.write("%-14s%s\n" % (label + ":", value))
-    context.stdout.flush()
+    emit(context, "".join("%-14s%s\n" % (label + ":", value) for label, value in lines))
 
     if os.path.exists(path):
         info = os.stat(path)
@@ -2649,8 +2892,12 @@ def _build_parser(prog="sliceofml.py"):
 
 def main(argv=None):
     """Run the command line and return the exit code."""
+    import io
+
     argv = sys.argv[1:] if argv is None else list(argv)
-    stderr = sys.stderr
+    # A closed stream is None; messages then go nowhere rather than into an AttributeError.
+    stderr = sys.stderr if sys.stderr is not None else io.StringIO()
+    stdin = sys.stdin if sys.stdin is not None else io.StringIO()
     debug = "--debug" in argv
     try:
         command = command_name(sys.argv[0] if sys.argv else "")
@@ -2660,7 +2907,7 @@ def main(argv=None):
         if args.command is None:
             raise UsageError("choose a command: login, slice, status or logout (see `%s --help`)"
                              % command)
-        context = Context(os.environ, sys.stdin, sys.stdout, sys.stderr, debug, command)
+        context = Context(os.environ, stdin, sys.stdout, stderr, debug, command)
         if debug:
             for name in ENVIRONMENT:
                 if name in os.environ:
@@ -2681,11 +2928,7 @@ def main(argv=None):
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of stdout went away (`| head`); Python would complain again at exit.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+        _silence_stdout()
         return EXIT_FAILURE
     except Exception as error:  # A bug: one line, and the traceback only with --debug.
         if debug:
@@ -2698,4 +2941,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # Ctrl-C before main() set up its own handling, while the interpreter was still starting.
+        sys.stderr.write("\nsliceofml: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)

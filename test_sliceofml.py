@@ -4270,6 +4270,258 @@ class PortabilityTests(_FakeCase):
 
 
 # ==============================================================================================
+# Hostile servers and inputs: whatever arrives, one line, a documented exit code, nothing lost
+# ==============================================================================================
+
+
+class RawAPI(object):
+    """A loopback server whose every response is written by `respond(handler)`, byte by byte if need be."""
+
+    def __init__(self, respond):
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                outer.requests.append(self.path)
+                try:
+                    respond(self)
+                except (OSError, ValueError):
+                    pass  # The client hung up, which is what many of these tests provoke.
+
+        self.requests = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def json_responder(document, headers=None):
+    """Return a responder that answers 200 with `document` (bytes, str or JSON-able object)."""
+    if isinstance(document, bytes):
+        body = document
+    elif isinstance(document, str):
+        body = document.encode("utf-8")
+    else:
+        body = json.dumps(document).encode("utf-8")
+
+    def respond(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return respond
+
+
+class HostileResponseTests(unittest.TestCase):
+    def run_against(self, respond, *args, **env):
+        with RawAPI(respond) as api:
+            values = {"SLICEOFML_API_URL": api.url, "SLICEOFML_BEARER_TOKEN": "AAAAhostile%2Ftest%3Dtoken",
+                      "SLICEOFML_RETRY_DELAY": "0.01"}
+            values.update(env)
+            code, stdout, stderr = run_cli(["slice", "--workers", "1"] + list(args), values)
+            return code, stdout, stderr, list(api.requests)
+
+    def assert_one_line_error(self, stderr, text):
+        self.assertNotIn("Traceback", stderr)
+        self.assertNotIn("unexpected", stderr)
+        self.assertIn("sliceofml: error: " + text, stderr)
+
+    def test_trickled_body_times_out(self):
+        def respond(handler):
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", "100000")
+            handler.end_headers()
+            for _ in range(100000):
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+                time.sleep(0.05)
+
+        code, stdout, stderr, requests = self.run_against(respond, "--timeout", "0.5")
+        self.assertEqual(code, 1, stderr)
+        self.assert_one_line_error(stderr, "the request to 127.0.0.1 timed out after 0.5 s (gave up after 4 attempts)")
+        self.assertEqual(len(requests), 4)
+
+    def test_trickled_headers_time_out(self):
+        def respond(handler):
+            for character in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100000:
+                handler.wfile.write(bytes([character]))
+                handler.wfile.flush()
+                time.sleep(0.05)
+
+        code, stdout, stderr, requests = self.run_against(respond, "--timeout", "0.5")
+        self.assertEqual(code, 1, stderr)
+        self.assert_one_line_error(stderr, "the request to 127.0.0.1 timed out after 0.5 s (gave up after 4 attempts)")
+
+    def test_gzip_bomb_rejected(self):
+        bomb = gzip.compress(b"\0" * (sliceofml.MAX_BODY_BYTES + 1024 * 1024), 9)
+        code, stdout, stderr, requests = self.run_against(json_responder(bomb, {"Content-Encoding": "gzip"}))
+        self.assertEqual(code, 1, stderr)
+        self.assert_one_line_error(stderr, "the response from 127.0.0.1 is larger than 32 MiB, which no search page is")
+        self.assertEqual(len(requests), 1)
+
+    def test_deeply_nested_json(self):
+        code, stdout, stderr, requests = self.run_against(json_responder(b"[" * 100000))
+        self.assertEqual(code, 1, stderr)
+        self.assert_one_line_error(stderr, "the API returned HTTP 200 with a body that is not a JSON object")
+
+    def test_odd_ids_skipped(self):
+        document = {"data": [
+            {"id": "123", "text": "kept", "public_metrics": {"like_count": 9}},
+            {"id": "\u0661\u0662\u0663", "text": "Arabic-Indic digits", "public_metrics": {"like_count": 99}},
+            {"id": "\u00b2", "text": "superscript two"},
+            {"id": "9" * 5000, "text": "too many digits"},
+            {"id": {"x": 1}, "text": "an object"},
+            {"id": True, "text": "a boolean"},
+        ]}
+        code, stdout, stderr, requests = self.run_against(json_responder(document), "--json")
+        self.assertEqual(code, 0, stderr)
+        result = json.loads(stdout)
+        self.assertEqual(result["posts_read"], 1)
+        self.assertEqual([post["id"] for post in result["posts"]], ["123"])
+        self.assertEqual(result["posts"][0]["like_count"], 9)
+
+    def test_absurd_metrics_count_as_zero(self):
+        document = {"data": [
+            {"id": "1", "text": "huge", "public_metrics": {"like_count": 10 ** 200}},
+            {"id": "2", "text": "float", "public_metrics": {"like_count": 12.0}},
+            {"id": "3", "text": "negative", "public_metrics": {"like_count": -5}},
+            {"id": "4", "text": "text", "public_metrics": {"like_count": "NaN"}},
+        ]}
+        code, stdout, stderr, requests = self.run_against(json_responder(document), "--json")
+        self.assertEqual(code, 0, stderr)
+        likes = {post["id"]: post["like_count"] for post in json.loads(stdout)["posts"]}
+        self.assertEqual(likes, {"1": 0, "2": 12, "3": 0, "4": 0})
+
+    def test_lone_surrogates_replaced(self):
+        body = b'{"data": [{"id": "1", "author_id": "7", "text": "bad \\ud800 half"}],' \
+               b' "includes": {"users": [{"id": "7", "username": "x\\udfff"}]}}'
+        for extra in (["--json"], []):
+            with self.subTest(extra=extra):
+                code, stdout, stderr, requests = self.run_against(json_responder(body), *extra)
+                self.assertEqual(code, 0, stderr)
+                self.assertIn("bad \ufffd half", stdout if not extra else json.loads(stdout)["posts"][0]["text"])
+
+    def test_data_not_a_list(self):
+        code, stdout, stderr, requests = self.run_against(json_responder({"data": "string"}))
+        self.assertEqual(code, 1, stderr)
+        self.assert_one_line_error(stderr, "the API returned a search page whose data is a str, not a list of posts")
+
+    def test_repeated_next_token_stops(self):
+        document = {"data": [{"id": "1", "text": "again"}], "meta": {"next_token": "same-token"}}
+        code, stdout, stderr, requests = self.run_against(json_responder(document), "--json", "--max-pages", "50")
+        self.assertEqual(code, 1, stderr)
+        self.assertEqual(len(requests), 2)
+        result = json.loads(stdout)
+        self.assertFalse(result["complete"])
+        self.assertIn("next_token it had sent before", result["stop_reason"])
+
+    def test_token_with_line_break_not_echoed(self):
+        token = "AAAAsecret-not-for-output\n# saved 2026"
+        code, stdout, stderr, requests = self.run_against(json_responder({}), SLICEOFML_BEARER_TOKEN=token)
+        self.assertEqual(code, 2, stderr)
+        self.assertEqual(stderr, "sliceofml: error: SLICEOFML_BEARER_TOKEN contains a space, a line break or "
+                                 "a character outside printable ASCII; set it to the bearer token alone\n")
+        self.assertEqual(requests, [])
+
+    def test_huge_columns_capped(self):
+        document = {"data": [{"id": "1", "text": "x"}]}
+        code, stdout, stderr, requests = self.run_against(json_responder(document), COLUMNS="99999999999999999999")
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(max(sliceofml.display_width(line) for line in stdout.splitlines()), sliceofml.MAX_WIDTH)
+
+
+class HostileInputTests(unittest.TestCase):
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="sliceofml-hostile-")
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.netrc_path = os.path.join(self.home, ".netrc")
+
+    def tool(self, args, stdin_text=None, **env):
+        values = {"SLICEOFML_API_URL": "http://127.0.0.1:9"}
+        values.update(env)
+        return run_cli(args, values, stdin_text=stdin_text, home=self.home)
+
+    def test_netrc_password_unusable_as_token(self):
+        with open(self.netrc_path, "w") as stream:
+            stream.write('machine sliceofml@127.0.0.1 login app password "secret part\\nX-Evil: 1"\n')
+        os.chmod(self.netrc_path, 0o600)
+        code, stdout, stderr = self.tool(["slice"])
+        self.assertEqual(code, 1, stderr)
+        self.assertNotIn("secret part", stdout + stderr)
+        self.assertNotIn("Traceback", stderr)
+
+    @unittest.skipUnless(hasattr(os, "mkfifo"), "FIFOs need POSIX")
+    def test_fifo_netrc_rejected(self):
+        os.mkfifo(self.netrc_path)
+        code, stdout, stderr = self.tool(["status"])
+        self.assertEqual(code, 1, stderr)
+        self.assertEqual(stderr, "sliceofml: error: %s: is not a regular file; point NETRC at a netrc file\n"
+                         % self.netrc_path)
+
+    @unittest.skipUnless(os.name == "posix", "symbolic links need POSIX here")
+    def test_symlink_loop_logout(self):
+        os.symlink(self.netrc_path, self.netrc_path)
+        code, stdout, stderr = self.tool(["logout"])
+        self.assertEqual(code, 1, stderr)
+        self.assertIn("cannot read the file (Too many levels of symbolic links)", stderr)
+
+    def test_api_url_with_space_or_unicode(self):
+        for url in ("http://127.0.0.1 :9", "http://127.0.0.1:9/\u00e9", "http://127.0.0.1:9/a b"):
+            with self.subTest(url=url):
+                code, stdout, stderr = self.tool(["status"], SLICEOFML_API_URL=url)
+                self.assertEqual(code, 2, stderr)
+                self.assertIn("contains a space or a character outside printable ASCII", stderr)
+
+    def test_closed_stdin_for_login(self):
+        completed = subprocess.run([sys.executable, SLICEOFML_PATH, "login"], stdin=subprocess.DEVNULL,
+                                   env=_tool_environment({"SLICEOFML_API_URL": "http://127.0.0.1:9"}, self.home),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(completed.returncode, 2)
+        self.assertIn("login reads three lines from standard input", completed.stderr)
+
+    @unittest.skipUnless(os.path.exists("/dev/full"), "needs /dev/full")
+    def test_full_stdout(self):
+        env = _tool_environment({"SLICEOFML_API_URL": "http://127.0.0.1:9",
+                                 "SLICEOFML_BEARER_TOKEN": "AAAA0123456789abcdef"}, self.home)
+        with open("/dev/full", "w") as full:
+            completed = subprocess.run([sys.executable, SLICEOFML_PATH, "status"], stdout=full,
+                                       stderr=subprocess.PIPE, env=env, universal_newlines=True)
+        self.assertEqual(completed.returncode, 1)
+        self.assertEqual(completed.stderr, "sliceofml: error: cannot write to standard output "
+                                           "(No space left on device)\n")
+
+    @unittest.skipUnless(os.name == "posix", "closing a descriptor this way needs POSIX")
+    def test_closed_stdout(self):
+        env = _tool_environment({"SLICEOFML_API_URL": "http://127.0.0.1:9"}, self.home)
+        completed = subprocess.run("exec %s %s status >&-" % (sys.executable, SLICEOFML_PATH), shell=True,
+                                   stderr=subprocess.PIPE, env=env, universal_newlines=True)
+        self.assertEqual(completed.returncode, 1)
+        self.assertEqual(completed.stderr, "sliceofml: error: standard output is closed, so there is "
+                                           "nowhere to print the result\n")
+
+
+# ==============================================================================================
 # Benchmark: `python3 test_sliceofml.py bench` (make bench) prints figures; no test asserts a time.
 # ==============================================================================================
 
