@@ -962,7 +962,9 @@ def _handler_classes():
                 )
             return super().redirect_request(request, stream, code, message, headers, new_url)
 
-    class WatchedHTTPConnection(http.client.HTTPConnection):
+    class WatchedConnection(object):
+        """A connection that starts its request's deadline before it connects."""
+
         def __init__(self, *args, **kwargs):
             self.watch = kwargs.pop("watch")
             super().__init__(*args, **kwargs)
@@ -972,32 +974,28 @@ def _handler_classes():
             super().connect()
             self.watch.sock = self.sock
 
-    class WatchedHTTPHandler(urllib.request.HTTPHandler):
+    class WatchedHandler(object):
+        """A urllib handler that hands its request's deadline to each connection it opens."""
+
         def __init__(self, watch):
             super().__init__()
             self.watch = watch
 
+    class WatchedHTTPConnection(WatchedConnection, http.client.HTTPConnection):
+        pass
+
+    class WatchedHTTPHandler(WatchedHandler, urllib.request.HTTPHandler):
         def http_open(self, request):
             return self.do_open(_with_watch(WatchedHTTPConnection, self.watch), request)
 
     handlers = [SameOriginRedirectHandler, WatchedHTTPHandler, None]
+    # Python built without the ssl module has no HTTPSConnection.
     if hasattr(http.client, "HTTPSConnection"):
 
-        class WatchedHTTPSConnection(http.client.HTTPSConnection):
-            def __init__(self, *args, **kwargs):
-                self.watch = kwargs.pop("watch")
-                super().__init__(*args, **kwargs)
+        class WatchedHTTPSConnection(WatchedConnection, http.client.HTTPSConnection):
+            pass
 
-            def connect(self):
-                self.watch.arm(self)
-                super().connect()
-                self.watch.sock = self.sock
-
-        class WatchedHTTPSHandler(urllib.request.HTTPSHandler):
-            def __init__(self, watch):
-                super().__init__()
-                self.watch = watch
-
+        class WatchedHTTPSHandler(WatchedHandler, urllib.request.HTTPSHandler):
             def https_open(self, request):
                 return self.do_open(_with_watch(WatchedHTTPSConnection, self.watch), request,
                                     context=self._context)

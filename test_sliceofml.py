@@ -2716,24 +2716,18 @@ _netrc_add_case_tests()
 class NetrcFileTests(_NetrcTestCase):
 
     @unittest.skipUnless(_NETRC_POSIX, "file modes need POSIX")
-    def test_new_file_umask_000(self):
-        result = self.token_login("tok-new", "NewApp", umask="000")
-        self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(
-            _netrc_read(self.netrc_path),
-            b"machine sliceofml@api.x.com login NewApp password tok-new\n",
-        )
-        self.assertEqual(oct(_netrc_mode(self.netrc_path)), oct(0o600))
-
-    @unittest.skipUnless(_NETRC_POSIX, "file modes need POSIX")
-    def test_new_file_umask_022(self):
-        result = self.token_login("tok-new", "NewApp", umask="022")
-        self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(
-            _netrc_read(self.netrc_path),
-            b"machine sliceofml@api.x.com login NewApp password tok-new\n",
-        )
-        self.assertEqual(oct(_netrc_mode(self.netrc_path)), oct(0o600))
+    def test_new_file_private_whatever_umask(self):
+        for umask in ("000", "022"):
+            with self.subTest(umask=umask):
+                if os.path.exists(self.netrc_path):
+                    os.unlink(self.netrc_path)
+                result = self.token_login("tok-new", "NewApp", umask=umask)
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual(
+                    _netrc_read(self.netrc_path),
+                    b"machine sliceofml@api.x.com login NewApp password tok-new\n",
+                )
+                self.assertEqual(oct(_netrc_mode(self.netrc_path)), oct(0o600))
 
     @unittest.skipUnless(_NETRC_POSIX, "file modes need POSIX")
     def test_mode_0644_becomes_0600(self):
