@@ -4632,6 +4632,7 @@ def bench(argv=None):
         print("  %-11s %6.2f s  %d pages, %d requests, %d posts read"
               % (label, seconds, document["pages"], requests, document["posts_read"]))
     print("  concurrent / sequential: %.2f (same top 10: %s)" % (concurrent[0] / sequential[0], "yes" if same else "NO"))
+    print("  (the runs start seconds apart, so the posts at the edges of their time windows differ)")
     print()
 
     print("Parse, rank and render (one process, pages decoded one at a time)")
