@@ -93,6 +93,8 @@ DAY = 24 * 3600
 WINDOW_SECONDS = {"daily": DAY, "weekly": 7 * DAY}
 # With more than one worker, a window is searched as this many adjacent sub-windows.
 WINDOW_SPLITS = {"daily": 4, "weekly": 7}
+# Seconds that requests still running get to finish after an error has ended the paging.
+STOP_GRACE = 2.0
 # Fewer requests left than this in the rate-limit window: one request at a time.
 LOW_REMAINING = 20
 # A search page of 100 posts is well under 1 MiB; anything far larger is not a page.
@@ -1652,7 +1654,9 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
 
     With more than one worker the window is split into sub-windows read concurrently, each with its
     own next_token. The page budget is shared so that no sub-window falls more than one page behind
-    another while the budget is short, and every day of a week is represented.
+    another while the budget is short, so a budget of at least one page per sub-window reads every
+    day of a week. After an error ends the paging, requests still running get STOP_GRACE seconds
+    to finish before their pages are given up.
     """
     import queue
     import threading
@@ -1669,6 +1673,7 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
     pages_issued = 0
     in_flight = 0
     stop_error = None
+    stop_deadline = None
 
     def work():
         while True:
@@ -1711,7 +1716,7 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
                 pages_issued += 1
                 in_flight += 1
                 tasks.put(state)
-            if in_flight == 0:
+            if in_flight == 0 or (stop_deadline is not None and time.monotonic() > stop_deadline):
                 break
             try:
                 state, document, error = results.get(timeout=0.2)
@@ -1724,17 +1729,14 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
                 if isinstance(error, (AuthError, KeyboardInterrupt)) or not isinstance(error, SliceError):
                     raise error
                 if stop_error is None:
-                    stop_error = error
+                    stop_error, stop_deadline = error, time.monotonic() + STOP_GRACE
                     client.cancel.set()
                 continue
             try:
                 _, next_token, partial = read_page(document, top_posts)
-                if next_token is not None and next_token in state.tokens_seen:
-                    raise APIError("the API returned a next_token it had sent before; paging stopped "
-                                   "so that the same pages are not read and billed again")
             except SliceError as error:
                 if stop_error is None:
-                    stop_error = error
+                    stop_error, stop_deadline = error, time.monotonic() + STOP_GRACE
                     client.cancel.set()
                 continue
             pages_read += 1
@@ -1742,6 +1744,13 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
             state.next_token = next_token
             if next_token is None:
                 state.done = True
+            elif next_token in state.tokens_seen:
+                state.done = True
+                if stop_error is None:
+                    stop_error = APIError("the API returned a next_token it had sent before; paging "
+                                          "stopped so that the same pages are not read and billed again")
+                    stop_deadline = time.monotonic() + STOP_GRACE
+                    client.cancel.set()
             else:
                 state.tokens_seen.add(next_token)
             if reporter is not None:

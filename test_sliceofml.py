@@ -1688,6 +1688,15 @@ class ApiFaultTests(_FakeCase):
         self.assertEqual(code, 0, stderr)
         self.assert_retried_same_token(2, document)
 
+    def test_error_does_not_wait_for_stalled_window(self):
+        self.fake.fail(2, ("stall", 30))
+        self.fake.fail(3, ("status", 403, CLIENT_FORBIDDEN_BODY))
+        code, stdout, stderr = self.run_tool("slice", "--weekly", "--json", timeout=20)
+        self.assertEqual(code, 1, stderr)
+        document = json.loads(stdout)
+        self.assertFalse(document["complete"])
+        self.assertIn("Client Forbidden", document["stop_reason"])
+
     def test_retries_exhausted(self):
         for nth in (3, 4, 5, 6):
             self.fake.fail(nth, ("status", 503, SERVICE_UNAVAILABLE_BODY))
