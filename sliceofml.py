@@ -100,6 +100,7 @@ LOW_REMAINING = 20
 # A search page of 100 posts is well under 1 MiB; anything far larger is not a page.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_NETRC_BYTES = 10 * 1024 * 1024
+MAX_NETRC_TOKEN = 64 * 1024
 # Post ids are decimal snowflakes of about 19 digits.
 MAX_ID_DIGITS = 25
 # Larger metrics are not real counts, and their digits would break the table.
@@ -344,6 +345,11 @@ def _read_netrc_text(path):
         return None
     except OSError as error:
         raise NetrcError("cannot read the file (%s)" % (error.strerror or error), path)
+    longest = max((len(word) for word in data.split()), default=0)
+    if longest > MAX_NETRC_TOKEN:
+        # Python 3.8 to 3.10 take time quadratic in a token's length: a megabyte takes half a minute.
+        raise NetrcError("contains a word of %d bytes, longer than any credential; remove it" % longest,
+                         path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -405,9 +411,11 @@ class _NetrcScanner(object):
     every edit.
     """
 
-    def __init__(self, text):
+    def __init__(self, text, new_lexer=True):
         self.text = text
         self.position = 0
+        # Python 3.8 to 3.10 split on whitespace only: quotes and backslashes are ordinary.
+        self.new_lexer = new_lexer
 
     def next_token(self):
         """Return (value, start, end) of the next token, or None at the end of the text."""
@@ -421,6 +429,11 @@ class _NetrcScanner(object):
             return None
         start = index
         characters = []
+        if not self.new_lexer:
+            while index < length and text[index] not in _NETRC_WHITESPACE:
+                index += 1
+            self.position = index
+            return text[start:index], start, index
         if text[index] == '"':
             index += 1
             while index < length and text[index] != '"':
@@ -479,7 +492,7 @@ def _scan_netrc(text, new_lexer=None):
     """
     if new_lexer is None:
         new_lexer = sys.version_info >= (3, 11)
-    scanner = _NetrcScanner(text)
+    scanner = _NetrcScanner(text, new_lexer)
     entries = []
     while True:
         token = scanner.next_token()
@@ -734,6 +747,28 @@ def _remove_stale_temporary_files(directory):
                 pass
 
 
+def _check_same_in_all_pythons(text, display_path):
+    """Raise NetrcError when Python 3.8 to 3.10 and Python 3.11 and newer see different entries.
+
+    The two netrc lexers differ on `#` after an entry's fields, quotes and backslashes. An edit
+    that is right for one of them could hide an entry from the other, or reveal one, so such a
+    file is left for the user to straighten out.
+    """
+    old = [(entry.kind, entry.name, entry.start) for entry in _scan_netrc(text, new_lexer=False)]
+    new = [(entry.kind, entry.name, entry.start) for entry in _scan_netrc(text, new_lexer=True)]
+    if old == new:
+        return
+    differing = [entry for entry in old if entry not in new] + [entry for entry in new if entry not in old]
+    offset = min(entry[2] for entry in differing)
+    raise NetrcError(
+        "Python 3.8 to 3.10 and Python 3.11 and newer read this line differently (a '#' after an "
+        "entry, or quotes or backslashes), so sliceofml does not edit the file; put each entry on "
+        "a line of its own without trailing comments, then try again",
+        display_path,
+        text.count("\n", 0, offset) + 1,
+    )
+
+
 def _check_entries_found(text, machine, directory, display_path):
     """Raise NetrcError unless removing the entries the scanner found leaves none for the reader.
 
@@ -830,6 +865,7 @@ def update_netrc(path, machine, login=None, password=None, use_fcntl=True):
         owner = None
         _remove_stale_temporary_files(directory)
         if text is not None:
+            _check_same_in_all_pythons(text, path)
             info = os.stat(target)
             if os.name == "posix" and not info.st_mode & stat.S_IWUSR:
                 raise NetrcError(
@@ -1219,8 +1255,8 @@ class ApiClient(object):
                 if wait is not None:
                     rate_limit_waits += 1
                     if wait > self.max_wait:
-                        error.args = ("%s; it resets in %d s, which is longer than --max-wait %g s; "
-                                      "try again later" % (error, wait, self.max_wait),)
+                        error.args = ("%s; it resets in %s, which is longer than --max-wait %g s; "
+                                      "try again later" % (error, _format_wait(wait), self.max_wait),)
                         raise
                     if rate_limit_waits > MAX_RATE_LIMIT_WAITS:
                         error.args = ("%s again after %d waits for the reset; try again later"
@@ -1275,10 +1311,13 @@ class ApiClient(object):
 
         if status == 401:
             if self.token_source == "environment":
-                return AuthError("the API rejected the bearer token in SLICEOFML_BEARER_TOKEN "
-                                 "(HTTP 401); set a valid token or unset it")
-            return AuthError("the API rejected the saved bearer token (HTTP 401 %s); run `%s login "
-                             "--relogin`" % (described or "Unauthorized", self.command))
+                error = AuthError("the API rejected the bearer token in SLICEOFML_BEARER_TOKEN "
+                                  "(HTTP 401); set a valid token or unset it")
+            else:
+                error = AuthError("the API rejected the saved bearer token (HTTP 401 %s); run `%s "
+                                  "login --relogin`" % (described or "Unauthorized", self.command))
+            error.problem = problem
+            return error
 
         if status == 429:
             if str(problem.get("type", "")).endswith("/usage-capped"):
@@ -1291,6 +1330,10 @@ class ApiClient(object):
             reset = _int_or_none(response.header("x-rate-limit-reset"))
             wait = 60 if reset is None else max(1, reset - _server_now(response))
             return APIError("the rate limit is reached (HTTP 429)", status=429, wait_seconds=wait)
+
+        if 300 <= status < 400:
+            return APIError("the API returned HTTP %d, a redirect that did not lead to an answer "
+                            "(a loop, or no Location)" % status, status=status)
 
         if status >= 500:
             kind = "an HTML page, probably from a proxy" if _looks_like_html(response) else described
@@ -1308,6 +1351,21 @@ class ApiClient(object):
         error = APIError(message.strip(), status=status, server_time=server_time)
         error.problem = problem
         return error
+
+
+def _format_wait(seconds):
+    """Format a wait for a message: seconds, minutes or hours, and no absurd numbers.
+
+    >>> [_format_wait(s) for s in (42, 600, 7200, 10 ** 22)]
+    ['42 s', '10 min', '2.0 h', 'more than a day']
+    """
+    if seconds < 120:
+        return "%d s" % seconds
+    if seconds < 3600:
+        return "%d min" % (seconds // 60)
+    if seconds <= 86400:
+        return "%.1f h" % (seconds / 3600.0)
+    return "more than a day"
 
 
 def _describe_reason(reason):
@@ -1386,12 +1444,12 @@ def fetch_bearer_token(client, api_key, api_secret):
     try:
         document = client.request_json("POST", TOKEN_PATH, body=b"grant_type=client_credentials",
                                        headers=headers)
-    except APIError as error:
-        if error.status in (401, 403):
+    except (APIError, AuthError) as error:
+        if isinstance(error, AuthError) or error.status in (401, 403):
             raise AuthError(
                 "X rejected the API key and secret (HTTP %d%s). Use the app's Consumer Keys "
                 "\"API Key and Secret\" from the Keys and tokens page, not the OAuth 2.0 Client ID "
-                "and Client Secret" % (error.status, _api_words(error))
+                "and Client Secret" % (getattr(error, "status", None) or 401, _api_words(error))
             )
         raise
     token_type = document.get("token_type")
@@ -2743,7 +2801,7 @@ def status(args, context):
             lines.append(("Source", "netrc file %s (machine %s, written by the original 2022 "
                                     "sliceofml)" % (path, credentials.machine)))
         if credentials.app_name is not None:
-            lines.append(("App name", clean_text(credentials.app_name) or "(none)"))
+            lines.append(("App name", _one_line(clean_text(credentials.app_name), 100) or "(none)"))
     emit(context, "".join("%-14s%s\n" % (label + ":", value) for label, value in lines))
 
     if os.path.exists(path):

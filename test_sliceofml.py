@@ -1251,6 +1251,27 @@ class LoginTests(_FakeCase):
         self.assertEqual(self.read_netrc(), self.expected_line("my-app", "made-up-token-2") + "\n")
         self.assertEqual(stat.S_IMODE(os.stat(self.netrc_path).st_mode), 0o600)
 
+    def test_token_endpoint_401(self):
+        body = {"errors": [{"code": 99, "message": "Unable to verify your credentials"}]}
+
+        def respond(handler):
+            data = json.dumps(body).encode("utf-8")
+            handler.send_response(401)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+
+        api = RawAPI(respond)
+        api.server.RequestHandlerClass.do_POST = lambda handler: (
+            handler.rfile.read(int(handler.headers.get("Content-Length") or 0)), respond(handler))
+        with api:
+            code, stdout, stderr = run_cli(["login"], {"SLICEOFML_API_URL": api.url},
+                                           stdin_text="key\nsecret\napp\n", home=self.home)
+        self.assertEqual(code, 4, stderr)
+        self.assertIn("X rejected the API key and secret (HTTP 401: Unable to verify your credentials "
+                      "(code 99))", stderr)
+        self.assertFalse(os.path.exists(self.netrc_path))
+
     def test_rejected_credentials(self):
         code, stdout, stderr = self.run_tool("login", stdin_text="demo-key\nwrong-secret\nsliceofml-test\n")
         self.assertEqual(code, 4, stderr)
@@ -4447,6 +4468,33 @@ class HostileResponseTests(unittest.TestCase):
                                  "a character outside printable ASCII; set it to the bearer token alone\n")
         self.assertEqual(requests, [])
 
+    def test_redirect_loop_message(self):
+        def respond(handler):
+            handler.send_response(302)
+            handler.send_header("Location", handler.path)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+
+        code, stdout, stderr, requests = self.run_against(respond)
+        self.assertEqual(code, 1, stderr)
+        self.assertEqual(stderr, "sliceofml: error: the API returned HTTP 302, a redirect that did not lead "
+                                 "to an answer (a loop, or no Location)\n")
+
+    def test_absurd_rate_limit_reset(self):
+        def respond(handler):
+            body = json.dumps(TOO_MANY_BODY).encode("utf-8")
+            handler.send_response(429)
+            handler.send_header("x-rate-limit-remaining", "0")
+            handler.send_header("x-rate-limit-reset", "99999999999999999999999")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+
+        code, stdout, stderr, requests = self.run_against(respond)
+        self.assertEqual(code, 1, stderr)
+        self.assertEqual(stderr, "sliceofml: error: the rate limit is reached (HTTP 429); it resets in more "
+                                 "than a day, which is longer than --max-wait 90 s; try again later\n")
+
     def test_huge_columns_capped(self):
         document = {"data": [{"id": "1", "text": "x"}]}
         code, stdout, stderr, requests = self.run_against(json_responder(document), COLUMNS="99999999999999999999")
@@ -4473,6 +4521,41 @@ class HostileInputTests(unittest.TestCase):
         self.assertEqual(code, 1, stderr)
         self.assertNotIn("secret part", stdout + stderr)
         self.assertNotIn("Traceback", stderr)
+
+    def write_netrc(self, text):
+        with open(self.netrc_path, "w", newline="") as stream:
+            stream.write(text)
+        os.chmod(self.netrc_path, 0o600)
+
+    def test_version_ambiguous_file_left_alone(self):
+        texts = [
+            "machine other.com login bob password bobpw #trailing machine sliceofml@127.0.0.1 login app password OLD\n",
+            'machine "sliceofml@127.0.0.1" login app password OLD\n',
+            "machine sliceofml@127.0.0.1 login app password OLD #tail machine other.com login u password p\n",
+        ]
+        for text in texts:
+            for args, stdin_text in ((["logout"], None), (["login", "--with-token"], "NEWTOKEN_abcd\n")):
+                with self.subTest(text=text, args=args):
+                    self.write_netrc(text)
+                    code, stdout, stderr = self.tool(args, stdin_text=stdin_text)
+                    self.assertEqual(code, 1, stderr)
+                    self.assertIn("Python 3.8 to 3.10 and Python 3.11 and newer read this line differently", stderr)
+                    self.assertIn("%s, line 1:" % self.netrc_path, stderr)
+                    with open(self.netrc_path, newline="") as stream:
+                        self.assertEqual(stream.read(), text)
+
+    def test_huge_word_in_netrc(self):
+        self.write_netrc("machine other.com login bob password " + "x" * 100000 + "\n")
+        code, stdout, stderr = self.tool(["status"])
+        self.assertEqual(code, 1, stderr)
+        self.assertEqual(stderr, "sliceofml: error: %s: contains a word of 100000 bytes, longer than any "
+                                 "credential; remove it\n" % self.netrc_path)
+
+    def test_status_cuts_long_app_name(self):
+        self.write_netrc("machine sliceofml@127.0.0.1 login %s password AAAAtoken0123456789\n" % ("a" * 5000))
+        code, stdout, stderr = self.tool(["status"])
+        self.assertEqual(code, 0, stderr)
+        self.assertIn("App name:     %s\u2026\n" % ("a" * 99), stdout)
 
     @unittest.skipUnless(hasattr(os, "mkfifo"), "FIFOs need POSIX")
     def test_fifo_netrc_rejected(self):
