@@ -404,11 +404,10 @@ class _NetrcEntry(object):
 class _NetrcScanner(object):
     """A lexer over netrc text that keeps the offset of every token.
 
-    It follows the grammar of the standard library reader (double quotes and backslash escapes as
-    in Python 3.11 and newer, `#` comments as in the running Python, macro bodies ending at an
-    empty line, and CR, LF or CRLF line ends) closely enough to find where entries start and end.
-    It never decides what the file means: the standard library reader does, before and after
-    every edit.
+    It follows the grammar of the standard library reader closely enough to find where entries
+    start and end: quotes, backslashes and `#` comments as in Python 3.8 to 3.10 or as in 3.11 and
+    newer, macro bodies ending at an empty line, and CR, LF or CRLF line ends. It never decides
+    what the file means: the standard library reader does, before and after every edit.
     """
 
     def __init__(self, text, new_lexer=True):
@@ -1057,8 +1056,8 @@ class _RequestWatch(object):
         self.deadline = time.monotonic() + seconds
         self.timer = None
         self.connection = None
-        # The connected socket. http.client forgets it once the response headers are read, while
-        # the body may still be arriving.
+        # The connected socket. http.client drops its reference once the response headers are
+        # read, while the body may still be arriving.
         self.sock = None
         self.expired = False
 
@@ -1332,7 +1331,7 @@ class ApiClient(object):
             return APIError("the rate limit is reached (HTTP 429)", status=429, wait_seconds=wait)
 
         if 300 <= status < 400:
-            return APIError("the API returned HTTP %d, a redirect that did not lead to an answer "
+            return APIError("the API returned HTTP %d, a redirect that did not lead to a response "
                             "(a loop, or no Location)" % status, status=status)
 
         if status >= 500:
@@ -1636,7 +1635,7 @@ _END_TIME_TOO_LATE = "'end_time' must be a minimum of"
 
 
 def _corrected_end(error):
-    """Return an end_time the server accepts after a 400 that says ours is too late, or None.
+    """Return an end_time the server accepts after a 400 that reports ours too late, or None.
 
     That happens when the local clock is ahead of the server's; the response's Date header gives
     the server's clock.
@@ -2594,7 +2593,7 @@ def emit(context, text):
 
 
 def _silence_stdout():
-    """Point file descriptor 1 at the null device, so Python's flush at exit cannot fail again."""
+    """Point file descriptor 1 at the null device, so that Python's flush at exit does not fail again."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -2754,7 +2753,7 @@ def slice_posts(args, context):
                     % (len(result.partial_errors), _one_line(str(words), 200)))
     unknown = sum(1 for post in result.posts if not post.username)
     if unknown:
-        # Partial errors that touch no shown post change nothing the user sees, so only --debug
+        # Partial errors that touch no shown post change nothing in the output, so only --debug
         # reports them.
         context.warn("the API did not return the author of %d shown %s, shown as (unknown)"
                      % (unknown, "post" if unknown == 1 else "posts"))

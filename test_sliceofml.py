@@ -4478,7 +4478,7 @@ class HostileResponseTests(unittest.TestCase):
         code, stdout, stderr, requests = self.run_against(respond)
         self.assertEqual(code, 1, stderr)
         self.assertEqual(stderr, "sliceofml: error: the API returned HTTP 302, a redirect that did not lead "
-                                 "to an answer (a loop, or no Location)\n")
+                                 "to a response (a loop, or no Location)\n")
 
     def test_absurd_rate_limit_reset(self):
         def respond(handler):
