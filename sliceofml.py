@@ -1833,17 +1833,22 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
 # ==============================================================================================
 # Terminal rendering
 #
-# Anatomy of the table (plain output, 80 columns):
+# Anatomy of the table (plain output, 64 columns):
 #
-#                            Your weekly slice of ML          <- title, centred
-#                         27 Nov 19:47 - 04 Dec 19:45 UTC     <- time window, centred
-#   ╭────┬──────────────┬────────────────────────────┬───────╮
-#   │  # │ Author       │ Post                       │ Likes │   <- header row
-#   ├────┼──────────────┼────────────────────────────┼───────┤
-#   │  1 │ @example_lab │ Our new paper on sparse    │ 1,894 │   <- post text wrapped on words
-#   │    │              │ https://x.com/example_lab… │       │   <- the link, when no Link column fits
-#   ╰────┴──────────────┴────────────────────────────┴───────╯
-#                  2,345 posts read in 24 pages, top 10 by likes   <- caption
+#                       Your weekly slice of ML                 <- title, centred
+#                   02 Dec 12:00 – 09 Dec 11:59 UTC             <- time window, centred
+#   ╭───┬──────────────────────────────────────────────────┬───────╮
+#   │ # │ Post                                             │ Likes │   <- header row
+#   ├───┼──────────────────────────────────────────────────┼───────┤
+#   │ 1 │ @example_lab                                     │ 1,894 │   <- author, when no Author column fits
+#   │   │ Our new paper on sparse attention & long context │       │   <- post text wrapped on words
+#   │   │ is out                                           │       │
+#   │   │ https://x.com/example_lab/status/186234567890123 │       │   <- link, when no Link column fits
+#   │   │ 4567                                             │       │
+#   ╰───┴──────────────────────────────────────────────────┴───────╯
+#            2,345 posts read in 24 pages · top 1 by likes          <- caption
+#
+# Wider tables get an Author column, then a Link column (plain URL, or "view" as an OSC 8 link).
 #
 # Widths are computed on plain text, cell by cell, and styles (colour, OSC 8 links) are wrapped
 # around the padded cells afterwards, so escape sequences never count towards a width.
