@@ -405,9 +405,9 @@ class _NetrcScanner(object):
     """A lexer over netrc text that keeps the offset of every token.
 
     It follows the grammar of the standard library reader closely enough to find where entries
-    start and end: quotes, backslashes and `#` comments as in Python 3.8 to 3.10 or as in 3.11 and
-    newer, macro bodies ending at an empty line, and CR, LF or CRLF line ends. It never decides
-    what the file means: the standard library reader does, before and after every edit.
+    start and end. Quotes, backslashes and `#` comments follow Python 3.8 to 3.10 or 3.11 and newer,
+    macro bodies end at an empty line, and lines end with CR, LF or CRLF. It never decides what the
+    file means: the standard library reader does, before and after every edit.
     """
 
     def __init__(self, text, new_lexer=True):
@@ -426,13 +426,15 @@ class _NetrcScanner(object):
         if index >= length:
             self.position = index
             return None
+
         start = index
-        characters = []
         if not self.new_lexer:
             while index < length and text[index] not in _NETRC_WHITESPACE:
                 index += 1
             self.position = index
             return text[start:index], start, index
+
+        characters = []
         if text[index] == '"':
             index += 1
             while index < length and text[index] != '"':
@@ -2185,13 +2187,13 @@ def truncate(text, width, ellipsis="…", end=False):
     if total <= width and not end:
         return text, total
     room = max(width - display_width(ellipsis), 0)
-    kept, cells = [], 0
+    kept_clusters, cells = [], 0
     for cluster, cluster_width in clusters:
         if cells + cluster_width > room:
             break
-        kept.append(cluster)
+        kept_clusters.append(cluster)
         cells += cluster_width
-    text = "".join(kept).rstrip()
+    text = "".join(kept_clusters).rstrip()
     cells = display_width(text)
     return text + ellipsis, cells + display_width(ellipsis)
 
