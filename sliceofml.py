@@ -127,13 +127,14 @@ ENVIRONMENT = {
     "TERM": "'dumb' turns colour off",
 }
 
-EXIT_CODES_HELP = """\
-exit codes:
-  0    success, including a time window with no posts
-  1    failure: network, API error, unreadable netrc file, bad data, paging stopped early
-  2    usage error
-  4    authentication needed: not logged in, key/secret rejected, token rejected
-  130  interrupted (Ctrl-C)"""
+# Shown in --help; README.md has the same list.
+EXIT_CODES = [
+    (EXIT_OK, "success, including a time window with no posts"),
+    (EXIT_FAILURE, "failure: network, API error, unreadable netrc file, bad data, paging stopped early"),
+    (EXIT_USAGE, "usage error"),
+    (EXIT_AUTH, "authentication needed: not logged in, key/secret rejected, token rejected"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+]
 
 
 # ==============================================================================================
@@ -198,6 +199,25 @@ class PagingStopped(SliceError):
     """Paging ended early; the posts already read are ranked and shown all the same."""
 
 
+def _one_line(text, limit=400):
+    """Collapse whitespace and control characters so an API message cannot break our output."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+# ==============================================================================================
+# The program: data, netrc store, HTTP client, search and ranking, terminal rendering, commands
+# ==============================================================================================
+
+# Why the next sections are one string: CPython compiles a script from source on every run (it
+# caches bytecode only for imported modules), and compiling these 2,600 lines takes 15 to 30 ms,
+# as long as Python takes to start. Kept as text, they cost nothing to `--help`, `--version` and
+# usage errors, which the argument parser and main() below answer on their own. main() compiles
+# the text when a command runs, and importing this file compiles it at once; either way under
+# this file's name and line numbers, so tracebacks, --debug, doctests and inspect point at the
+# lines here. Read and edit them as ordinary code; the string ends at the next three quotes.
+_PROGRAM = r'''
 # ==============================================================================================
 # Data: posts and time windows
 # ==============================================================================================
@@ -1425,13 +1445,6 @@ def _describe_problem(problem):
     return _one_line(". ".join(part.rstrip(".") for part in parts))
 
 
-def _one_line(text, limit=400):
-    """Collapse whitespace and control characters so an API message cannot break our output."""
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    cleaned = " ".join(cleaned.split())
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
-
-
 def fetch_bearer_token(client, api_key, api_secret):
     """Trade the app's API key and secret for an app-only bearer token."""
     import base64
@@ -2574,17 +2587,6 @@ def _make_client(context, args, credentials=None, reporter=None):
     )
 
 
-def command_name(argv0):
-    """Return how the user ran this tool, for hints such as "run `sliceofml login`".
-
-    An installed copy runs as `sliceofml`; the file itself as `python3 sliceofml.py`.
-    """
-    base = os.path.basename(argv0 or "")
-    if base.startswith("sliceofml") and "." not in base:
-        return base
-    return "python3 sliceofml.py"
-
-
 def emit(context, text):
     """Write data to stdout; raise SliceError when stdout is closed or the write fails."""
     if context.stdout is None:
@@ -2597,16 +2599,6 @@ def emit(context, text):
     except OSError as error:
         _silence_stdout()
         raise SliceError("cannot write to standard output (%s)" % (error.strerror or error))
-
-
-def _silence_stdout():
-    """Point file descriptor 1 at the null device, so that Python's flush at exit does not fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _is_terminal(stream):
@@ -2839,121 +2831,322 @@ def logout(args, context):
                          "uses when no other token is found; remove it by hand if you no longer "
                          "need it" % (path, LEGACY_MACHINE))
     return EXIT_OK
+'''
+_PROGRAM_FIRST_LINE = sys._getframe().f_lineno - _PROGRAM.count("\n") - 1
+_program_loaded = False
+
+
+def _load_program():
+    """Compile and run the program text in this module's namespace, once."""
+    global _program_loaded
+    if not _program_loaded:
+        filename = globals().get("__file__") or "sliceofml.py"
+        code = compile("\n" * (_PROGRAM_FIRST_LINE - 1) + _PROGRAM, filename, "exec")
+        exec(code, globals())
+        _program_loaded = True
 
 
 # ==============================================================================================
 # Argument parser
 # ==============================================================================================
 
-
-class _ParserExit(Exception):
-    """argparse finished on its own (--help, --version) with this exit code."""
-
-    def __init__(self, code):
-        super().__init__(code)
-        self.code = code
+# The parser is written out here instead of built with argparse: importing argparse, with re,
+# shutil and gettext behind it, costs about as much as starting Python, and `--help` should not.
+# One table drives both the parsing and the help text, so the two cannot drift apart.
 
 
-def _build_parser(prog="sliceofml.py"):
-    import argparse
+class _Finished(Exception):
+    """--help or --version was given: print this text on stdout and exit 0."""
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message):
-            raise UsageError("%s (see `%s --help`)" % (message, self.prog))
+    def __init__(self, text):
+        super().__init__(text)
+        self.text = text
 
-        def exit(self, status=0, message=None):
-            if message:
-                sys.stderr.write(message)
-            raise _ParserExit(status)
 
-    def bounded_int(low, high):
-        def parse(text):
+class _Option(object):
+    """One option: its flag, where its value goes, and the line that explains it in --help."""
+
+    def __init__(self, flag, help, metavar=None, convert=None, default=False, dest=None, const=True,
+                 group=None):
+        self.flag = flag
+        self.help = help
+        # None for a switch; otherwise the placeholder for its value in --help.
+        self.metavar = metavar
+        self.convert = convert
+        self.default = default
+        self.dest = dest or flag[2:].replace("-", "_")
+        self.const = const
+        # Options that share a group exclude each other.
+        self.group = group
+
+    def usage(self):
+        return self.flag if self.metavar is None else "%s %s" % (self.flag, self.metavar)
+
+
+class _Arguments(object):
+    """The parsed command line: `command` and one attribute per option of that command."""
+
+
+def _whole_number(low, high):
+    def convert(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("%r is not a whole number" % text)
+        if not low <= value <= high:
+            raise ValueError("%d is not between %d and %d" % (value, low, high))
+        return value
+
+    return convert
+
+
+def _seconds(low, high):
+    def convert(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("%r is not a number of seconds" % text)
+        if not low <= value <= high:
+            raise ValueError("%s is not between %g and %g seconds" % (text, low, high))
+        return value
+
+    return convert
+
+
+_HELP_OPTION = _Option("--help", "show this help and exit")
+_DEBUG_OPTION = _Option("--debug", "log each HTTP request and show tracebacks")
+_MAIN_OPTIONS = [_HELP_OPTION, _Option("--version", "show the version and exit"), _DEBUG_OPTION]
+_TIMEOUT_LIMITS = _seconds(0.1, 600)
+
+# Command name: (one-line summary, description, options besides --help and --debug).
+_COMMANDS = {
+    "login": (
+        "store a bearer token for the X API",
+        "Trade the X app's API key and secret for a bearer token and store it in the netrc file. "
+        "On a terminal it asks for them; otherwise it reads three lines from standard input: API "
+        "key, API key secret, app name.",
+        [
+            _Option("--relogin", "replace an existing token"),
+            _Option("--with-token", "read a bearer token from standard input instead of key and secret"),
+            _Option("--app-name", "app name stored with the token (default: %s)" % DEFAULT_APP_NAME,
+                    "NAME", str, None),
+            _Option("--timeout", "limit for the token request, 0.1 to 600 (default: 30)", "SECONDS",
+                    _TIMEOUT_LIMITS, DEFAULT_TIMEOUT),
+        ],
+    ),
+    "slice": (
+        "show the most-liked machine-learning posts",
+        "Page through recent search for machine-learning posts and print the most liked.",
+        [
+            _Option("--daily", "posts of the last 24 hours (the default)", default="daily", dest="window",
+                    const="daily", group="window"),
+            _Option("--weekly", "posts of the last 7 days", default="daily", dest="window",
+                    const="weekly", group="window"),
+            _Option("--top", "how many posts to show, 1 to 100 (default: %d)" % DEFAULT_TOP, "N",
+                    _whole_number(1, 100), DEFAULT_TOP),
+            _Option("--max-pages", "page budget, 1 to 10000, 100 posts a page (default: %d)"
+                    % DEFAULT_MAX_PAGES, "N", _whole_number(1, 10000), DEFAULT_MAX_PAGES),
+            _Option("--timeout", "limit for each HTTP request, 0.1 to 600 (default: 30)", "SECONDS",
+                    _TIMEOUT_LIMITS, DEFAULT_TIMEOUT),
+            _Option("--max-wait", "maximum wait for a rate-limit reset, 0 to 3600 seconds "
+                    "(default: 90)", "SECONDS", _seconds(0, 3600), DEFAULT_MAX_WAIT),
+            _Option("--workers", "concurrent requests, 1 to %d; 1 reads the window as one sequential "
+                    "search (default: %d)" % (MAX_WORKERS, DEFAULT_WORKERS), "N",
+                    _whole_number(1, MAX_WORKERS), DEFAULT_WORKERS),
+            _Option("--json", "print one JSON document instead of the table"),
+        ],
+    ),
+    "status": (
+        "show where the bearer token comes from",
+        "Show whether a bearer token is available and where it comes from, without printing it.",
+        [],
+    ),
+    "logout": (
+        "remove the bearer token from the netrc file",
+        "Remove this API host's entry from the netrc file.",
+        [],
+    ),
+}
+
+
+def command_name(argv0):
+    """Return how the user ran this tool, for hints such as "run `sliceofml login`".
+
+    An installed copy runs as `sliceofml`; the file itself as `python3 sliceofml.py`.
+    """
+    base = os.path.basename(argv0 or "")
+    if base.startswith("sliceofml") and "." not in base:
+        return base
+    return "python3 sliceofml.py"
+
+
+def _is_option(word):
+    """Tell an option from a value: "-5" and "-0.5" are values, as no option looks like a number."""
+    if not word.startswith("-") or word == "-":
+        return False
+    return not word[1:].replace(".", "", 1).isdigit()
+
+
+def _find_option(flag, options):
+    """Return the option that `flag` names, exactly or as a unique prefix such as --week."""
+    if flag == "-h":
+        return _HELP_OPTION
+    for option in options:
+        if option.flag == flag:
+            return option
+    matches = [option for option in options if len(flag) > 2 and flag.startswith("--")
+               and option.flag.startswith(flag)]
+    if len(matches) > 1:
+        raise ValueError("ambiguous option: %s could match %s"
+                         % (flag, ", ".join(option.flag for option in matches)))
+    return matches[0] if matches else None
+
+
+def parse_arguments(argv, prog="python3 sliceofml.py"):
+    """Return the parsed command line, or raise UsageError, or _Finished for --help and --version."""
+    args = _Arguments()
+    args.command = None
+    args.debug = False
+    options = _MAIN_OPTIONS
+    chosen = {}
+    unrecognized = []
+    words = list(argv)
+    position = 0
+    after_dashes = False
+
+    def fail(message):
+        scope = prog if args.command is None else "%s %s" % (prog, args.command)
+        return UsageError("%s (see `%s --help`)" % (message, scope))
+
+    while position < len(words):
+        word = words[position]
+        position += 1
+        if word == "--" and not after_dashes:
+            after_dashes = True
+            continue
+        if after_dashes or not _is_option(word):
+            if args.command is not None:
+                unrecognized.append(word)
+            elif word in _COMMANDS:
+                args.command = word
+                options = [_HELP_OPTION, _DEBUG_OPTION] + _COMMANDS[word][2]
+                for option in options[2:]:
+                    setattr(args, option.dest, option.default)
+            else:
+                raise fail("unknown command %r; choose from %s" % (word, ", ".join(_COMMANDS)))
+            continue
+        flag, equals, value = word.partition("=")
+        try:
+            option = _find_option(flag, options)
+        except ValueError as error:
+            raise fail(str(error))
+        if option is None:
+            unrecognized.append(word)
+            continue
+        if option.flag == "--help":
+            raise _Finished(_help_text(args.command, prog))
+        if option.flag == "--version":
+            raise _Finished("sliceofml %s\n" % __version__)
+        if option.metavar is None:
+            if equals:
+                raise fail("argument %s: takes no value, got %r" % (option.flag, value))
+            value = option.const
+        else:
+            if not equals:
+                if position == len(words) or _is_option(words[position]):
+                    raise fail("argument %s: expected one argument" % option.flag)
+                value = words[position]
+                position += 1
             try:
-                value = int(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError("%r is not a whole number" % text)
-            if not low <= value <= high:
-                raise argparse.ArgumentTypeError("%d is not between %d and %d" % (value, low, high))
-            return value
+                value = option.convert(value)
+            except ValueError as error:
+                raise fail("argument %s: %s" % (option.flag, error))
+        if option.group is not None:
+            first = chosen.setdefault(option.group, option)
+            if first is not option:
+                raise fail("argument %s: not allowed with argument %s" % (option.flag, first.flag))
+        setattr(args, option.dest, value)
+    if unrecognized:
+        raise fail("unrecognized arguments: %s" % " ".join(unrecognized))
+    if args.command is None:
+        raise fail("choose a command: login, slice, status or logout")
+    return args
 
-        return parse
 
-    def seconds(low, high):
-        def parse(text):
-            try:
-                value = float(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError("%r is not a number of seconds" % text)
-            if not low <= value <= high:
-                raise argparse.ArgumentTypeError("%s is not between %g and %g seconds" % (text, low, high))
-            return value
+def _wrap(parts, width, first, indent):
+    """Join parts with spaces into lines of at most `width` columns where the parts allow.
 
-        return parse
+    The first line starts with `first`, the others with `indent`; a part too long for a line of
+    its own still gets one, unbroken.
+    """
+    lines = []
+    line, empty = first, True
+    for part in parts:
+        if not empty and len(line) + 1 + len(part) > width:
+            lines.append(line)
+            line, empty = indent, True
+        line += part if empty else " " + part
+        empty = False
+    lines.append(line)
+    return lines
 
-    environment = "environment variables:\n" + "\n".join(
-        "  %-24s %s" % (name, meaning) for name, meaning in ENVIRONMENT.items()
-    )
-    parser = Parser(
-        prog=prog,
-        description="The most-liked machine-learning posts on X of the last day or week.",
-        epilog=EXIT_CODES_HELP + "\n\n" + environment,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version="sliceofml " + __version__)
-    parser.add_argument("--debug", action="store_true",
-                        help="log each HTTP request and show tracebacks")
-    # --debug is accepted after the command too; SUPPRESS keeps the subcommand from resetting it.
-    common = Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="log each HTTP request and show tracebacks")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    login_parser = commands.add_parser(
-        "login", parents=[common], help="store a bearer token for the X API",
-        description="Trade the X app's API key and secret for a bearer token and store it in the "
-        "netrc file. On a terminal it asks for them; otherwise it reads three lines from standard "
-        "input: API key, API key secret, app name.")
-    login_parser.add_argument("--relogin", action="store_true", help="replace an existing token")
-    login_parser.add_argument("--with-token", action="store_true",
-                              help="read a bearer token from standard input instead of key and secret")
-    login_parser.add_argument("--app-name", metavar="NAME",
-                              help="app name stored with the token (default: %s)" % DEFAULT_APP_NAME)
-    login_parser.add_argument("--timeout", type=seconds(0.1, 600), default=DEFAULT_TIMEOUT,
-                              metavar="SECONDS", help="limit for the token request, 0.1 to 600 (default: 30)")
-    login_parser.set_defaults(handler=login)
+def _two_columns(rows, width):
+    """Format (name, meaning) rows as an indented list with the meanings aligned and wrapped."""
+    column = min(max(len(name) for name, _ in rows) + 4, 26)
+    lines = []
+    for name, meaning in rows:
+        name = "  " + name
+        if len(name) + 2 > column:
+            lines.append(name)
+            name = ""
+        lines.extend(_wrap(meaning.split(), width, name.ljust(column), " " * column))
+    return lines
 
-    slice_parser = commands.add_parser(
-        "slice", parents=[common], help="show the most-liked machine-learning posts",
-        description="Page through recent search for machine-learning posts and print the most liked.")
-    window = slice_parser.add_mutually_exclusive_group()
-    window.add_argument("--daily", dest="window", action="store_const", const="daily",
-                        help="posts of the last 24 hours (the default)")
-    window.add_argument("--weekly", dest="window", action="store_const", const="weekly",
-                        help="posts of the last 7 days")
-    slice_parser.set_defaults(window="daily", handler=slice_posts)
-    slice_parser.add_argument("--top", type=bounded_int(1, 100), default=DEFAULT_TOP, metavar="N",
-                              help="how many posts to show, 1 to 100 (default: 10)")
-    slice_parser.add_argument("--max-pages", type=bounded_int(1, 10000), default=DEFAULT_MAX_PAGES,
-                              metavar="N", help="page budget, 1 to 10000, 100 posts a page (default: 100)")
-    slice_parser.add_argument("--timeout", type=seconds(0.1, 600), default=DEFAULT_TIMEOUT,
-                              metavar="SECONDS",
-                              help="limit for each HTTP request, 0.1 to 600 (default: 30)")
-    slice_parser.add_argument("--max-wait", type=seconds(0, 3600), default=DEFAULT_MAX_WAIT,
-                              metavar="SECONDS",
-                              help="maximum wait for a rate-limit reset, 0 to 3600 seconds (default: 90)")
-    slice_parser.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=DEFAULT_WORKERS,
-                              metavar="N", help="concurrent requests, 1 to 16; 1 reads the window as "
-                              "one sequential search (default: %d)" % DEFAULT_WORKERS)
-    slice_parser.add_argument("--json", action="store_true", help="print one JSON document instead "
-                              "of the table")
 
-    commands.add_parser("status", parents=[common], help="show where the bearer token comes from",
-                        description="Show whether a bearer token is available and where it comes "
-                        "from, without printing it.").set_defaults(handler=status)
-    commands.add_parser("logout", parents=[common], help="remove the bearer token from the netrc file",
-                        description="Remove this API host's entry from the netrc file."
-                        ).set_defaults(handler=logout)
-    return parser
+def _help_width():
+    """Columns for --help: COLUMNS, else the terminal's width, else 80, kept within 40 to 100."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        try:
+            columns = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = 80
+    return min(max(columns, 40), 100) - 1
+
+
+def _help_text(command, prog):
+    width = _help_width()
+    if command is None:
+        usage = ["[-h]", "[--version]", "[--debug]", "COMMAND", "..."]
+        description = "The most-liked machine-learning posts on X of the last day or week."
+        sections = [
+            ("commands", [(name, _COMMANDS[name][0]) for name in _COMMANDS]),
+            ("options", [("-h, --help", _HELP_OPTION.help)] + [(option.usage(), option.help)
+                                                               for option in _MAIN_OPTIONS[1:]]),
+            ("exit codes", [(str(code), meaning) for code, meaning in EXIT_CODES]),
+            ("environment variables", list(ENVIRONMENT.items())),
+        ]
+    else:
+        options = _COMMANDS[command][2]
+        usage = ["[-h]", "[--debug]"]
+        for option in options:
+            if option.group is None:
+                usage.append("[%s]" % option.usage())
+            elif option is [other for other in options if other.group == option.group][0]:
+                usage.append("[%s]" % " | ".join(other.usage() for other in options
+                                                 if other.group == option.group))
+        prog = "%s %s" % (prog, command)
+        description = _COMMANDS[command][1]
+        sections = [("options", [("-h, --help", _HELP_OPTION.help), (_DEBUG_OPTION.flag, _DEBUG_OPTION.help)]
+                     + [(option.usage(), option.help) for option in options])]
+    first = "usage: %s " % prog
+    lines = _wrap(usage, width, first, " " * len(first) if len(first) < width // 2 else "    ")
+    lines += [""] + _wrap(description.split(), width, "", "")
+    for title, rows in sections:
+        lines += ["", title + ":"] + _two_columns(rows, width)
+    return "\n".join(lines) + "\n"
 
 
 # ==============================================================================================
@@ -2972,21 +3165,24 @@ def main(argv=None):
     debug = "--debug" in argv
     try:
         command = command_name(sys.argv[0] if sys.argv else "")
-        parser = _build_parser(command)
-        args = parser.parse_args(argv)
-        debug = debug or getattr(args, "debug", False)
-        if args.command is None:
-            raise UsageError("choose a command: login, slice, status or logout (see `%s --help`)"
-                             % command)
+        try:
+            args = parse_arguments(argv, command)
+        except _Finished as finished:
+            if sys.stdout is None:
+                raise SliceError("standard output is closed, so there is nowhere to print the result")
+            sys.stdout.write(finished.text)
+            sys.stdout.flush()
+            return EXIT_OK
+        debug = debug or args.debug
+        _load_program()
         context = Context(os.environ, stdin, sys.stdout, stderr, debug, command)
         if debug:
             for name in ENVIRONMENT:
                 if name in os.environ:
                     shown = "(set, hidden)" if name == "SLICEOFML_BEARER_TOKEN" else repr(os.environ[name])
                     context.log("%s=%s" % (name, shown))
-        return args.handler(args, context)
-    except _ParserExit as finished:
-        return finished.code
+        handlers = {"login": login, "slice": slice_posts, "status": status, "logout": logout}
+        return handlers[args.command](args, context)
     except SliceError as error:
         if debug:
             import traceback
@@ -3011,6 +3207,16 @@ def main(argv=None):
         return EXIT_FAILURE
 
 
+def _silence_stdout():
+    """Point file descriptor 1 at the null device, so that Python's flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 if __name__ == "__main__":
     try:
         sys.exit(main())
@@ -3018,3 +3224,6 @@ if __name__ == "__main__":
         # Ctrl-C before main() set up its own handling, while the interpreter was still starting.
         sys.stderr.write("\nsliceofml: interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
+else:
+    # Imported by a test, doctest or another program: every section is defined at once.
+    _load_program()
