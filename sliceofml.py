@@ -14,13 +14,15 @@ netrc file. `slice` pages through recent search for the "Machine learning" conte
 ranks the posts by likes and prints the top 10 as a table.
 
 The file reads top to bottom: constants, errors, data, netrc store, HTTP client, search and
-ranking, terminal rendering, commands, argument parser, main.
+ranking, terminal rendering, commands, argument parser, main. The sections from data to commands
+are kept in one string, compiled only when a command runs; the comment above it says why.
 """
 
 import sys
 
-# This check comes before anything else so that Python 3.6 and 3.7 print one line instead of a
-# traceback. The rest of the file must therefore still parse on 3.6 (no walrus, no "/" parameters).
+# This check comes before anything else so that Python 2.7, 3.6 and 3.7 print one line instead of a
+# traceback. The code outside the program string below must therefore still parse on those versions
+# (no walrus, no "/" parameters, no f-strings); the string is compiled only after this check.
 if sys.version_info < (3, 8):
     sys.stderr.write(
         "sliceofml needs Python 3.8 or newer (this is %d.%d)\n" % sys.version_info[:2]
@@ -31,7 +33,7 @@ import os
 import time
 
 # Heavy modules (urllib.request, ssl, json, netrc, threading, unicodedata, ...) are imported inside the
-# functions that use them, so that `--help`, `--version` and usage errors load only argparse.
+# functions that use them, so that `--help`, `--version` and usage errors import nothing more.
 
 __version__ = "1.0.0"
 __all__ = [
@@ -3093,7 +3095,7 @@ def _wrap(parts, width, first, indent):
 
 def _two_columns(rows, width):
     """Format (name, meaning) rows as an indented list with the meanings aligned and wrapped."""
-    column = min(max(len(name) for name, _ in rows) + 4, 26)
+    column = min(max(len(name) for name, _ in rows) + 4, 26, width // 3)
     lines = []
     for name, meaning in rows:
         name = "  " + name

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import unittest
 import urllib.parse
 from unittest import mock
@@ -4001,7 +4002,8 @@ class MainTests(unittest.TestCase):
     def test_daily_and_weekly_exclusive(self):
         code, out, err = self.run_main(["slice", "--daily", "--weekly"])
         self.assertEqual(code, 2)
-        self.assertIn("not allowed with argument", err)
+        self.assertEqual(err, "sliceofml: error: argument --weekly: not allowed with argument --daily "
+                              "(see `python3 sliceofml.py slice --help`)\n")
 
     def test_plain_http_rejected_for_remote_host(self):
         code, out, err = self.run_main(["status"], SLICEOFML_API_URL="http://example.invalid")
@@ -4089,6 +4091,251 @@ def run_on_terminal(args, env, answers=(), timeout=60, columns=100):
     os.close(master)
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
     return code, output.replace(b"\x00", b"").decode("utf-8", "replace")
+
+
+# --help at 80 columns, as a user sees it.
+MAIN_HELP_80 = (
+    'usage: python3 sliceofml.py [-h] [--version] [--debug] COMMAND ...\n'
+    '\n'
+    'The most-liked machine-learning posts on X of the last day or week.\n'
+    '\n'
+    'commands:\n'
+    '  login   store a bearer token for the X API\n'
+    '  slice   show the most-liked machine-learning posts\n'
+    '  status  show where the bearer token comes from\n'
+    '  logout  remove the bearer token from the netrc file\n'
+    '\n'
+    'options:\n'
+    '  -h, --help  show this help and exit\n'
+    '  --version   show the version and exit\n'
+    '  --debug     log each HTTP request and show tracebacks\n'
+    '\n'
+    'exit codes:\n'
+    '  0    success, including a time window with no posts\n'
+    '  1    failure: network, API error, unreadable netrc file, bad data, paging\n'
+    '       stopped early\n'
+    '  2    usage error\n'
+    '  4    authentication needed: not logged in, key/secret rejected, token\n'
+    '       rejected\n'
+    '  130  interrupted (Ctrl-C)\n'
+    '\n'
+    'environment variables:\n'
+    '  SLICEOFML_API_URL       API base URL (default https://api.x.com); http://\n'
+    '                          only for loopback hosts\n'
+    '  SLICEOFML_BEARER_TOKEN  bearer token to use instead of the netrc file; never\n'
+    '                          written anywhere\n'
+    '  SLICEOFML_RETRY_DELAY   seconds before the first retry of a failed request,\n'
+    '                          doubled per retry (default 1)\n'
+    '  NETRC                   path of the netrc file (default ~/.netrc)\n'
+    '  NO_COLOR                set and non-empty: no colour\n'
+    '  FORCE_COLOR             set and non-empty: colour even when stdout is not a\n'
+    '                          terminal (NO_COLOR wins)\n'
+    '  COLUMNS                 table width in terminal columns\n'
+    "  TERM                    'dumb' turns colour off\n"
+)
+
+SLICE_HELP_80 = (
+    'usage: python3 sliceofml.py slice [-h] [--debug] [--daily | --weekly] [--top N]\n'
+    '                                  [--max-pages N] [--timeout SECONDS]\n'
+    '                                  [--max-wait SECONDS] [--workers N] [--json]\n'
+    '\n'
+    'Page through recent search for machine-learning posts and print the most liked.\n'
+    '\n'
+    'options:\n'
+    '  -h, --help          show this help and exit\n'
+    '  --debug             log each HTTP request and show tracebacks\n'
+    '  --daily             posts of the last 24 hours (the default)\n'
+    '  --weekly            posts of the last 7 days\n'
+    '  --top N             how many posts to show, 1 to 100 (default: 10)\n'
+    '  --max-pages N       page budget, 1 to 10000, 100 posts a page (default: 100)\n'
+    '  --timeout SECONDS   limit for each HTTP request, 0.1 to 600 (default: 30)\n'
+    '  --max-wait SECONDS  maximum wait for a rate-limit reset, 0 to 3600 seconds\n'
+    '                      (default: 90)\n'
+    '  --workers N         concurrent requests, 1 to 16; 1 reads the window as one\n'
+    '                      sequential search (default: 7)\n'
+    '  --json              print one JSON document instead of the table\n'
+)
+
+LOGIN_HELP_80 = (
+    'usage: python3 sliceofml.py login [-h] [--debug] [--relogin] [--with-token]\n'
+    '                                  [--app-name NAME] [--timeout SECONDS]\n'
+    '\n'
+    "Trade the X app's API key and secret for a bearer token and store it in the\n"
+    'netrc file. On a terminal it asks for them; otherwise it reads three lines from\n'
+    'standard input: API key, API key secret, app name.\n'
+    '\n'
+    'options:\n'
+    '  -h, --help         show this help and exit\n'
+    '  --debug            log each HTTP request and show tracebacks\n'
+    '  --relogin          replace an existing token\n'
+    '  --with-token       read a bearer token from standard input instead of key and\n'
+    '                     secret\n'
+    '  --app-name NAME    app name stored with the token (default: sliceofml)\n'
+    '  --timeout SECONDS  limit for the token request, 0.1 to 600 (default: 30)\n'
+)
+
+
+class ArgumentParserTests(unittest.TestCase):
+    """The hand-written parser: help text, usage errors and parsed values, as a user sees them."""
+
+    def run_main(self, argv, **environ):
+        environ.setdefault("COLUMNS", "80")
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with mock.patch.dict(os.environ, environ), mock.patch.object(sys, "stdout", stdout), \
+                mock.patch.object(sys, "stderr", stderr), mock.patch.object(sys, "argv", ["sliceofml.py"]):
+            code = sliceofml.main(argv)
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def parse(self, *words):
+        return sliceofml.parse_arguments(list(words))
+
+    def test_main_help(self):
+        self.assertEqual(self.run_main(["--help"]), (0, MAIN_HELP_80, ""))
+        self.assertEqual(self.run_main(["-h", "--bogus"]), (0, MAIN_HELP_80, ""))
+
+    def test_slice_help(self):
+        self.assertEqual(self.run_main(["slice", "--help"]), (0, SLICE_HELP_80, ""))
+        self.assertEqual(self.run_main(["--debug", "slice", "-h"]), (0, SLICE_HELP_80, ""))
+
+    def test_login_help(self):
+        self.assertEqual(self.run_main(["login", "-h"]), (0, LOGIN_HELP_80, ""))
+
+    def test_help_fits_narrow_columns(self):
+        for columns in ("40", "52", "1", "100000"):
+            for command in ([], ["login"], ["slice"], ["status"], ["logout"]):
+                with self.subTest(columns=columns, command=command):
+                    code, out, err = self.run_main(command + ["--help"], COLUMNS=columns)
+                    self.assertEqual(code, 0)
+                    width = min(max(int(columns), 40), 100) - 1
+                    self.assertEqual([line for line in out.splitlines() if len(line) > width], [])
+
+    def test_help_width_from_columns_or_80(self):
+        code, out, err = self.run_main(["slice", "--help"], COLUMNS="100")
+        self.assertIn("  --workers N         concurrent requests, 1 to 16; 1 reads the window as one "
+                      "sequential search\n", out)
+        code, out, err = self.run_main(["slice", "--help"], COLUMNS="wide")
+        self.assertEqual(out, SLICE_HELP_80)
+
+    def test_usage_errors(self):
+        top = "(see `python3 sliceofml.py --help`)"
+        slice_ = "(see `python3 sliceofml.py slice --help`)"
+        cases = [
+            ([], "choose a command: login, slice, status or logout " + top),
+            (["slise"], "unknown command 'slise'; choose from login, slice, status, logout " + top),
+            (["--bogus", "status"], "unrecognized arguments: --bogus (see `python3 sliceofml.py status --help`)"),
+            (["slice", "x", "-q"], "unrecognized arguments: x -q " + slice_),
+            (["slice", "--top"], "argument --top: expected one argument " + slice_),
+            (["slice", "--top", "--json"], "argument --top: expected one argument " + slice_),
+            (["slice", "--top", "0"], "argument --top: 0 is not between 1 and 100 " + slice_),
+            (["slice", "--top=-3"], "argument --top: -3 is not between 1 and 100 " + slice_),
+            (["slice", "--top", "ten"], "argument --top: 'ten' is not a whole number " + slice_),
+            (["slice", "--max-pages", "10001"], "argument --max-pages: 10001 is not between 1 and 10000 " + slice_),
+            (["slice", "--workers", "17"], "argument --workers: 17 is not between 1 and 16 " + slice_),
+            (["slice", "--timeout", "0"], "argument --timeout: 0 is not between 0.1 and 600 seconds " + slice_),
+            (["slice", "--timeout", "nan"], "argument --timeout: nan is not between 0.1 and 600 seconds " + slice_),
+            (["slice", "--max-wait", "soon"], "argument --max-wait: 'soon' is not a number of seconds " + slice_),
+            (["slice", "--daily", "--weekly"], "argument --weekly: not allowed with argument --daily " + slice_),
+            (["slice", "--w"], "ambiguous option: --w could match --weekly, --workers " + slice_),
+            (["slice", "--json=yes"], "argument --json: takes no value, got 'yes' " + slice_),
+            (["login", "--timeout", "601"], "argument --timeout: 601 is not between 0.1 and 600 seconds "
+             "(see `python3 sliceofml.py login --help`)"),
+            (["status", "--json"], "unrecognized arguments: --json (see `python3 sliceofml.py status --help`)"),
+            (["--", "--help"], "unknown command '--help'; choose from login, slice, status, logout " + top),
+        ]
+        for argv, message in cases:
+            with self.subTest(argv=argv):
+                self.assertEqual(self.run_main(argv), (2, "", "sliceofml: error: %s\n" % message))
+
+    def test_first_problem_wins(self):
+        # Words are read left to right: a bad value before --help is reported, --help before it wins.
+        self.assertEqual(self.run_main(["slice", "--top", "0", "--help"])[0], 2)
+        self.assertEqual(self.run_main(["slice", "--help", "--top", "0"]), (0, SLICE_HELP_80, ""))
+
+    def test_defaults(self):
+        args = self.parse("slice")
+        self.assertEqual((args.command, args.window, args.top, args.max_pages, args.timeout, args.max_wait,
+                          args.workers, args.json, args.debug), ("slice", "daily", 10, 100, 30.0, 90.0, 7,
+                                                                 False, False))
+        args = self.parse("login")
+        self.assertEqual((args.relogin, args.with_token, args.app_name, args.timeout), (False, False, None, 30.0))
+
+    def test_values_and_spellings(self):
+        args = self.parse("--debug", "slice", "--week", "--top=3", "--max-p", "7", "--timeout", "2.5",
+                          "--max-wait=0", "--workers", "1", "--json")
+        self.assertEqual((args.window, args.top, args.max_pages, args.timeout, args.max_wait, args.workers,
+                          args.json, args.debug), ("weekly", 3, 7, 2.5, 0.0, 1, True, True))
+        self.assertEqual(self.parse("slice", "--debug").debug, True)
+        self.assertEqual(self.parse("slice", "--weekly", "--weekly").window, "weekly")
+        self.assertEqual(self.parse("slice", "--top", "5", "--top", "6").top, 6)
+        self.assertEqual(self.parse("login", "--app-name", "-", "--with").app_name, "-")
+        self.assertEqual(self.parse("login", "--app-name=--relogin").app_name, "--relogin")
+        self.assertEqual(self.parse("--", "status").command, "status")
+
+    def test_version(self):
+        self.assertEqual(self.run_main(["--version"]), (0, "sliceofml %s\n" % sliceofml.__version__, ""))
+        self.assertEqual(self.run_main(["slice", "--version"])[0], 2)
+
+
+class LazyProgramTests(unittest.TestCase):
+    """The program string is compiled only for commands, and it keeps this file's line numbers."""
+
+    def run_file(self, *arguments):
+        # Runs the file the way `python3 sliceofml.py ...` does, then reports whether the program
+        # string was compiled.
+        script = (
+            "import sys\n"
+            "path = sys.argv[1]\n"
+            "sys.argv = sys.argv[1:]\n"
+            "names = {'__name__': '__main__', '__file__': path}\n"
+            "code = compile(open(path, encoding='utf-8').read(), path, 'exec')\n"
+            "try:\n"
+            "    exec(code, names)\n"
+            "except SystemExit as finished:\n"
+            "    sys.stderr.write('exit %s loaded %s\\n' % (finished.code, names['_program_loaded']))\n"
+        )
+        home = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, home)
+        env = _tool_environment({"SLICEOFML_API_URL": "http://127.0.0.1:9"}, home)
+        completed = subprocess.run([sys.executable, "-c", script, SLICEOFML_PATH] + list(arguments), env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        return completed.stderr.splitlines()[-1]
+
+    def test_help_version_and_usage_errors_skip_the_program(self):
+        for arguments in (["--help"], ["--version"], ["slice", "--top", "0"], ["status", "--help"], []):
+            with self.subTest(arguments=arguments):
+                self.assertIn(self.run_file(*arguments), ("exit 0 loaded False", "exit 2 loaded False"))
+
+    def test_commands_load_the_program(self):
+        self.assertEqual(self.run_file("status"), "exit 4 loaded True")
+
+    def test_help_imports_nothing_beyond_python_start(self):
+        def imported(*arguments):
+            completed = subprocess.run([sys.executable, "-X", "importtime"] + list(arguments),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+            return {line.split("|")[-1].strip() for line in completed.stderr.splitlines()
+                    if line.startswith("import time:")}
+        bare = imported("-c", "pass")
+        for arguments in (["--help"], ["--version"], ["slice", "--top", "0"]):
+            with self.subTest(arguments=arguments):
+                self.assertEqual(imported(SLICEOFML_PATH, *arguments) - bare, set())
+
+    def test_source_lines_match_the_file(self):
+        with open(SLICEOFML_PATH, encoding="utf-8") as source:
+            lines = source.read().split("\n")
+        for function in (sliceofml.render_table, sliceofml.update_netrc, sliceofml.Context.retry_delay,
+                         sliceofml.login, sliceofml.main, sliceofml.parse_arguments):
+            with self.subTest(function=function.__name__):
+                code = function.__code__
+                self.assertEqual(code.co_filename, sliceofml.__file__)
+                self.assertTrue(lines[code.co_firstlineno - 1].lstrip().startswith("def %s(" % function.__name__))
+
+    def test_traceback_points_at_the_raising_line(self):
+        try:
+            sliceofml.parse_api_url("ftp://example.invalid")
+        except sliceofml.UsageError:
+            frame = traceback.extract_tb(sys.exc_info()[2])[-1]
+        self.assertEqual(frame.name, "parse_api_url")
+        self.assertTrue(frame.line.startswith("raise UsageError("), frame.line)
 
 
 @unittest.skipUnless(os.name == "posix", "pseudo-terminals need POSIX")
