@@ -116,27 +116,18 @@ EXIT_USAGE = 2
 EXIT_AUTH = 4
 EXIT_INTERRUPTED = 130
 
-# Every environment variable the tool reads, in one place; `--debug` logs the ones that are set.
-ENVIRONMENT = {
-    "SLICEOFML_API_URL": "API base URL (default https://api.x.com); http:// only for loopback hosts",
-    "SLICEOFML_BEARER_TOKEN": "bearer token to use instead of the netrc file; never written anywhere",
-    "SLICEOFML_RETRY_DELAY": "seconds before the first retry of a failed request, doubled per retry "
-    "(default 1)",
-    "NETRC": "path of the netrc file (default ~/.netrc)",
-    "NO_COLOR": "set and non-empty: no colour",
-    "FORCE_COLOR": "set and non-empty: colour even when stdout is not a terminal (NO_COLOR wins)",
-    "COLUMNS": "table width in terminal columns",
-    "TERM": "'dumb' turns colour off",
-}
-
-# Shown in --help; README.md has the same list.
-EXIT_CODES = [
-    (EXIT_OK, "success, including a time window with no posts"),
-    (EXIT_FAILURE, "failure: network, API error, unreadable netrc file, bad data, paging stopped early"),
-    (EXIT_USAGE, "usage error"),
-    (EXIT_AUTH, "authentication needed: not logged in, key/secret rejected, token rejected"),
-    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
-]
+# Every environment variable the tool reads, in one place; `--debug` logs the ones that are set,
+# and --help explains each.
+ENVIRONMENT = (
+    "SLICEOFML_API_URL",
+    "SLICEOFML_BEARER_TOKEN",
+    "SLICEOFML_RETRY_DELAY",
+    "NETRC",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "COLUMNS",
+    "TERM",
+)
 
 
 # ==============================================================================================
@@ -2852,9 +2843,110 @@ def _load_program():
 # Argument parser
 # ==============================================================================================
 
-# The parser is written out here instead of built with argparse: importing argparse, with re,
-# shutil and gettext behind it, costs about as much as starting Python, and `--help` should not.
-# One table drives both the parsing and the help text, so the two cannot drift apart.
+# Written out instead of built with argparse: importing argparse, with re, shutil and gettext
+# behind it, costs about as much as starting Python, and `--help` should not. The help texts are
+# plain strings, so what you read here is what users see; a test checks that each one names
+# exactly the options, defaults, exit codes and environment variables defined in this file.
+
+_MAIN_HELP = """\
+usage: {prog} [-h] [--version] [--debug] COMMAND ...
+
+The most-liked machine-learning posts on X of the last day or week.
+
+commands:
+  login   store a bearer token for the X API
+  slice   show the most-liked machine-learning posts
+  status  show where the bearer token comes from
+  logout  remove the bearer token from the netrc file
+
+options:
+  -h, --help  show this help and exit
+  --version   show the version and exit
+  --debug     log each HTTP request and show tracebacks
+
+exit codes:
+  0    success, including a time window with no posts
+  1    failure: network, API error, unreadable netrc file, bad data, paging
+       stopped early
+  2    usage error
+  4    authentication needed: not logged in, key/secret rejected, token
+       rejected
+  130  interrupted (Ctrl-C)
+
+environment variables:
+  SLICEOFML_API_URL       API base URL (default https://api.x.com); http://
+                          only for loopback hosts
+  SLICEOFML_BEARER_TOKEN  bearer token to use instead of the netrc file; never
+                          written anywhere
+  SLICEOFML_RETRY_DELAY   seconds before the first retry of a failed request,
+                          doubled per retry (default 1)
+  NETRC                   path of the netrc file (default ~/.netrc)
+  NO_COLOR                set and non-empty: no colour
+  FORCE_COLOR             set and non-empty: colour even when stdout is not a
+                          terminal (NO_COLOR wins)
+  COLUMNS                 table width in terminal columns
+  TERM                    'dumb' turns colour off
+"""
+
+_COMMAND_HELP = {
+    "login": """\
+usage: {prog} login [-h] [--debug] [--relogin] [--with-token]
+       [--app-name NAME] [--timeout SECONDS]
+
+Trade the X app's API key and secret for a bearer token and store it in the
+netrc file. On a terminal it asks for them; otherwise it reads three lines from
+standard input: API key, API key secret, app name.
+
+options:
+  -h, --help         show this help and exit
+  --debug            log each HTTP request and show tracebacks
+  --relogin          replace an existing token
+  --with-token       read a bearer token from standard input instead of key and
+                     secret
+  --app-name NAME    app name stored with the token (default: sliceofml)
+  --timeout SECONDS  limit for the token request, 0.1 to 600 (default: 30)
+""",
+    "slice": """\
+usage: {prog} slice [-h] [--debug] [--daily | --weekly] [--top N]
+       [--max-pages N] [--timeout SECONDS] [--max-wait SECONDS] [--workers N]
+       [--json]
+
+Page through recent search for machine-learning posts and print the most liked.
+
+options:
+  -h, --help          show this help and exit
+  --debug             log each HTTP request and show tracebacks
+  --daily             posts of the last 24 hours (the default)
+  --weekly            posts of the last 7 days
+  --top N             how many posts to show, 1 to 100 (default: 10)
+  --max-pages N       page budget, 1 to 10000, 100 posts a page (default: 100)
+  --timeout SECONDS   limit for each HTTP request, 0.1 to 600 (default: 30)
+  --max-wait SECONDS  maximum wait for a rate-limit reset, 0 to 3600 seconds
+                      (default: 90)
+  --workers N         concurrent requests, 1 to 16; 1 reads the window as one
+                      sequential search (default: 7)
+  --json              print one JSON document instead of the table
+""",
+    "status": """\
+usage: {prog} status [-h] [--debug]
+
+Show whether a bearer token is available and where it comes from, without
+printing it.
+
+options:
+  -h, --help  show this help and exit
+  --debug     log each HTTP request and show tracebacks
+""",
+    "logout": """\
+usage: {prog} logout [-h] [--debug]
+
+Remove this API host's entry from the netrc file.
+
+options:
+  -h, --help  show this help and exit
+  --debug     log each HTTP request and show tracebacks
+""",
+}
 
 
 class _Finished(Exception):
@@ -2866,23 +2958,17 @@ class _Finished(Exception):
 
 
 class _Option(object):
-    """One option: its flag, where its value goes, and the line that explains it in --help."""
+    """One option: its flag, how to read its value (None for a switch) and where the value goes."""
 
-    def __init__(self, flag, help, metavar=None, convert=None, default=False, dest=None, const=True,
-                 group=None):
+    def __init__(self, flag, convert=None, default=False, dest=None, const=True, group=None):
         self.flag = flag
-        self.help = help
-        # None for a switch; otherwise the placeholder for its value in --help.
-        self.metavar = metavar
         self.convert = convert
         self.default = default
         self.dest = dest or flag[2:].replace("-", "_")
+        # What a switch stores when given.
         self.const = const
         # Options that share a group exclude each other.
         self.group = group
-
-    def usage(self):
-        return self.flag if self.metavar is None else "%s %s" % (self.flag, self.metavar)
 
 
 class _Arguments(object):
@@ -2915,59 +3001,29 @@ def _seconds(low, high):
     return convert
 
 
-_HELP_OPTION = _Option("--help", "show this help and exit")
-_DEBUG_OPTION = _Option("--debug", "log each HTTP request and show tracebacks")
-_MAIN_OPTIONS = [_HELP_OPTION, _Option("--version", "show the version and exit"), _DEBUG_OPTION]
-_TIMEOUT_LIMITS = _seconds(0.1, 600)
-
-# Command name: (one-line summary, description, options besides --help and --debug).
-_COMMANDS = {
-    "login": (
-        "store a bearer token for the X API",
-        "Trade the X app's API key and secret for a bearer token and store it in the netrc file. "
-        "On a terminal it asks for them; otherwise it reads three lines from standard input: API "
-        "key, API key secret, app name.",
-        [
-            _Option("--relogin", "replace an existing token"),
-            _Option("--with-token", "read a bearer token from standard input instead of key and secret"),
-            _Option("--app-name", "app name stored with the token (default: %s)" % DEFAULT_APP_NAME,
-                    "NAME", str, None),
-            _Option("--timeout", "limit for the token request, 0.1 to 600 (default: 30)", "SECONDS",
-                    _TIMEOUT_LIMITS, DEFAULT_TIMEOUT),
-        ],
-    ),
-    "slice": (
-        "show the most-liked machine-learning posts",
-        "Page through recent search for machine-learning posts and print the most liked.",
-        [
-            _Option("--daily", "posts of the last 24 hours (the default)", default="daily", dest="window",
-                    const="daily", group="window"),
-            _Option("--weekly", "posts of the last 7 days", default="daily", dest="window",
-                    const="weekly", group="window"),
-            _Option("--top", "how many posts to show, 1 to 100 (default: %d)" % DEFAULT_TOP, "N",
-                    _whole_number(1, 100), DEFAULT_TOP),
-            _Option("--max-pages", "page budget, 1 to 10000, 100 posts a page (default: %d)"
-                    % DEFAULT_MAX_PAGES, "N", _whole_number(1, 10000), DEFAULT_MAX_PAGES),
-            _Option("--timeout", "limit for each HTTP request, 0.1 to 600 (default: 30)", "SECONDS",
-                    _TIMEOUT_LIMITS, DEFAULT_TIMEOUT),
-            _Option("--max-wait", "maximum wait for a rate-limit reset, 0 to 3600 seconds "
-                    "(default: 90)", "SECONDS", _seconds(0, 3600), DEFAULT_MAX_WAIT),
-            _Option("--workers", "concurrent requests, 1 to %d; 1 reads the window as one sequential "
-                    "search (default: %d)" % (MAX_WORKERS, DEFAULT_WORKERS), "N",
-                    _whole_number(1, MAX_WORKERS), DEFAULT_WORKERS),
-            _Option("--json", "print one JSON document instead of the table"),
-        ],
-    ),
-    "status": (
-        "show where the bearer token comes from",
-        "Show whether a bearer token is available and where it comes from, without printing it.",
-        [],
-    ),
-    "logout": (
-        "remove the bearer token from the netrc file",
-        "Remove this API host's entry from the netrc file.",
-        [],
-    ),
+_HELP_OPTION = _Option("--help")
+_DEBUG_OPTION = _Option("--debug")
+_MAIN_OPTIONS = [_HELP_OPTION, _Option("--version"), _DEBUG_OPTION]
+# Each command's options besides --help and --debug.
+_COMMAND_OPTIONS = {
+    "login": [
+        _Option("--relogin"),
+        _Option("--with-token"),
+        _Option("--app-name", str, None),
+        _Option("--timeout", _seconds(0.1, 600), DEFAULT_TIMEOUT),
+    ],
+    "slice": [
+        _Option("--daily", default="daily", dest="window", const="daily", group="window"),
+        _Option("--weekly", default="daily", dest="window", const="weekly", group="window"),
+        _Option("--top", _whole_number(1, 100), DEFAULT_TOP),
+        _Option("--max-pages", _whole_number(1, 10000), DEFAULT_MAX_PAGES),
+        _Option("--timeout", _seconds(0.1, 600), DEFAULT_TIMEOUT),
+        _Option("--max-wait", _seconds(0, 3600), DEFAULT_MAX_WAIT),
+        _Option("--workers", _whole_number(1, MAX_WORKERS), DEFAULT_WORKERS),
+        _Option("--json"),
+    ],
+    "status": [],
+    "logout": [],
 }
 
 
@@ -3029,13 +3085,13 @@ def parse_arguments(argv, prog="python3 sliceofml.py"):
         if after_dashes or not _is_option(word):
             if args.command is not None:
                 unrecognized.append(word)
-            elif word in _COMMANDS:
+            elif word in _COMMAND_OPTIONS:
                 args.command = word
-                options = [_HELP_OPTION, _DEBUG_OPTION] + _COMMANDS[word][2]
+                options = [_HELP_OPTION, _DEBUG_OPTION] + _COMMAND_OPTIONS[word]
                 for option in options[2:]:
                     setattr(args, option.dest, option.default)
             else:
-                raise fail("unknown command %r; choose from %s" % (word, ", ".join(_COMMANDS)))
+                raise fail("unknown command %r; choose from %s" % (word, ", ".join(_COMMAND_OPTIONS)))
             continue
         flag, equals, value = word.partition("=")
         try:
@@ -3046,10 +3102,11 @@ def parse_arguments(argv, prog="python3 sliceofml.py"):
             unrecognized.append(word)
             continue
         if option.flag == "--help":
-            raise _Finished(_help_text(args.command, prog))
+            text = _MAIN_HELP if args.command is None else _COMMAND_HELP[args.command]
+            raise _Finished(text.format(prog=prog))
         if option.flag == "--version":
             raise _Finished("sliceofml %s\n" % __version__)
-        if option.metavar is None:
+        if option.convert is None:
             if equals:
                 raise fail("argument %s: takes no value, got %r" % (option.flag, value))
             value = option.const
@@ -3073,82 +3130,6 @@ def parse_arguments(argv, prog="python3 sliceofml.py"):
     if args.command is None:
         raise fail("choose a command: login, slice, status or logout")
     return args
-
-
-def _wrap(parts, width, first, indent):
-    """Join parts with spaces into lines of at most `width` columns where the parts allow.
-
-    The first line starts with `first`, the others with `indent`; a part too long for a line of
-    its own still gets one, unbroken.
-    """
-    lines = []
-    line, empty = first, True
-    for part in parts:
-        if not empty and len(line) + 1 + len(part) > width:
-            lines.append(line)
-            line, empty = indent, True
-        line += part if empty else " " + part
-        empty = False
-    lines.append(line)
-    return lines
-
-
-def _two_columns(rows, width):
-    """Format (name, meaning) rows as an indented list with the meanings aligned and wrapped."""
-    column = min(max(len(name) for name, _ in rows) + 4, 26, width // 3)
-    lines = []
-    for name, meaning in rows:
-        name = "  " + name
-        if len(name) + 2 > column:
-            lines.append(name)
-            name = ""
-        lines.extend(_wrap(meaning.split(), width, name.ljust(column), " " * column))
-    return lines
-
-
-def _help_width():
-    """Columns for --help: COLUMNS, else the terminal's width, else 80, kept within 40 to 100."""
-    try:
-        columns = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        try:
-            columns = os.get_terminal_size(sys.stdout.fileno()).columns
-        except (AttributeError, OSError, ValueError):
-            columns = 80
-    return min(max(columns, 40), 100) - 1
-
-
-def _help_text(command, prog):
-    width = _help_width()
-    if command is None:
-        usage = ["[-h]", "[--version]", "[--debug]", "COMMAND", "..."]
-        description = "The most-liked machine-learning posts on X of the last day or week."
-        sections = [
-            ("commands", [(name, _COMMANDS[name][0]) for name in _COMMANDS]),
-            ("options", [("-h, --help", _HELP_OPTION.help)] + [(option.usage(), option.help)
-                                                               for option in _MAIN_OPTIONS[1:]]),
-            ("exit codes", [(str(code), meaning) for code, meaning in EXIT_CODES]),
-            ("environment variables", list(ENVIRONMENT.items())),
-        ]
-    else:
-        options = _COMMANDS[command][2]
-        usage = ["[-h]", "[--debug]"]
-        for option in options:
-            if option.group is None:
-                usage.append("[%s]" % option.usage())
-            elif option is [other for other in options if other.group == option.group][0]:
-                usage.append("[%s]" % " | ".join(other.usage() for other in options
-                                                 if other.group == option.group))
-        prog = "%s %s" % (prog, command)
-        description = _COMMANDS[command][1]
-        sections = [("options", [("-h, --help", _HELP_OPTION.help), (_DEBUG_OPTION.flag, _DEBUG_OPTION.help)]
-                     + [(option.usage(), option.help) for option in options])]
-    first = "usage: %s " % prog
-    lines = _wrap(usage, width, first, " " * len(first) if len(first) < width // 2 else "    ")
-    lines += [""] + _wrap(description.split(), width, "", "")
-    for title, rows in sections:
-        lines += ["", title + ":"] + _two_columns(rows, width)
-    return "\n".join(lines) + "\n"
 
 
 # ==============================================================================================
