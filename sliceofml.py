@@ -15,14 +15,14 @@ ranks the posts by likes and prints the top 10 as a table.
 
 The file reads top to bottom: constants, errors, data, netrc store, HTTP client, search and
 ranking, terminal rendering, commands, argument parser, main. The sections from data to commands
-are kept in one string, compiled only when a command runs; the comment above it says why.
+are kept in one string, compiled only when a command runs; the comment where it starts explains why.
 """
 
 import sys
 
 # This check comes before anything else so that Python 2.7, 3.6 and 3.7 print one line instead of a
-# traceback. The code outside the program string below must therefore still parse on those versions
-# (no walrus, no "/" parameters, no f-strings); the string is compiled only after this check.
+# traceback. The code outside the program string below must therefore still parse on those versions:
+# no walrus, no "/" parameters, no f-strings. The string itself is compiled only after this check.
 if sys.version_info < (3, 8):
     sys.stderr.write(
         "sliceofml needs Python 3.8 or newer (this is %d.%d)\n" % sys.version_info[:2]
@@ -116,8 +116,8 @@ EXIT_USAGE = 2
 EXIT_AUTH = 4
 EXIT_INTERRUPTED = 130
 
-# Every environment variable the tool reads, in one place; `--debug` logs the ones that are set,
-# and --help explains each.
+# Every environment variable the tool reads, in one place. `--debug` logs the ones that are set,
+# and --help describes each.
 ENVIRONMENT = (
     "SLICEOFML_API_URL",
     "SLICEOFML_BEARER_TOKEN",
@@ -203,14 +203,16 @@ def _one_line(text, limit=400):
 # The program: data, netrc store, HTTP client, search and ranking, terminal rendering, commands
 # ==============================================================================================
 
-# Why the next sections are one string: CPython compiles a script from source on every run (it
-# caches bytecode only for imported modules), and compiling these 2,600 lines takes 15 to 30 ms,
-# as long as Python takes to start. Kept as text, they cost nothing to `--help`, `--version` and
-# usage errors, which the argument parser and main() below answer on their own. main() compiles
-# the text when a command runs, and importing this file compiles it at once; either way under
-# this file's name and line numbers, so tracebacks, --debug, doctests and inspect point at the
-# lines here. Read and edit them as ordinary code; the string ends at the next three quotes.
-_PROGRAM = r'''
+# Why the next sections are one string: CPython compiles a script from source on every run, because
+# it caches bytecode only for imported modules. Compiling these 2,600 lines took 16 to 32 ms on our
+# 2-core test machine, longer than Python's own start. Kept as text, they cost nothing to `--help`,
+# `--version` and usage errors, which the argument parser and main() below handle on their own.
+# main() compiles the text when a command runs, and importing this file compiles it at once. Both
+# use this file's name and line numbers, so tracebacks, --debug, doctests and inspect point at the
+# lines here. Read and edit them as ordinary code. The string ends at the next three single quotes,
+# so the code inside must not contain three in a row. _PROGRAM_FIRST_LINE is the line of this file
+# where the string starts, which keeps line numbers right however the lines around it change.
+_PROGRAM_FIRST_LINE, _PROGRAM = sys._getframe().f_lineno, r'''
 # ==============================================================================================
 # Data: posts and time windows
 # ==============================================================================================
@@ -2825,7 +2827,6 @@ def logout(args, context):
                          "need it" % (path, LEGACY_MACHINE))
     return EXIT_OK
 '''
-_PROGRAM_FIRST_LINE = sys._getframe().f_lineno - _PROGRAM.count("\n") - 1
 _program_loaded = False
 
 
@@ -2834,6 +2835,7 @@ def _load_program():
     global _program_loaded
     if not _program_loaded:
         filename = globals().get("__file__") or "sliceofml.py"
+        # Leading blank lines make line numbers in the compiled code match this file.
         code = compile("\n" * (_PROGRAM_FIRST_LINE - 1) + _PROGRAM, filename, "exec")
         exec(code, globals())
         _program_loaded = True
@@ -2843,10 +2845,10 @@ def _load_program():
 # Argument parser
 # ==============================================================================================
 
-# Written out instead of built with argparse: importing argparse, with re, shutil and gettext
-# behind it, costs about as much as starting Python, and `--help` should not. The help texts are
-# plain strings, so what you read here is what users see; a test checks that each one names
-# exactly the options, defaults, exit codes and environment variables defined in this file.
+# Written out instead of built with argparse, because importing argparse (with re, shutil and
+# gettext behind it) costs about as much as starting Python, and `--help` should not. The help
+# texts are plain strings, so what you read here is what users see. A test checks that each one
+# names exactly the options, defaults, exit codes and environment variables defined in this file.
 
 _MAIN_HELP = """\
 usage: {prog} [-h] [--version] [--debug] COMMAND ...
@@ -2950,7 +2952,7 @@ options:
 
 
 class _Finished(Exception):
-    """--help or --version was given: print this text on stdout and exit 0."""
+    """The end of parsing for --help and --version: the text to print on stdout before exit 0."""
 
     def __init__(self, text):
         super().__init__(text)

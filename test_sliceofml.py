@@ -4897,15 +4897,16 @@ class HostileInputTests(unittest.TestCase):
 # ==============================================================================================
 
 
-def _bench_startup(runs):
+def _bench_startup(runs, python=None):
     """Median start-up times of `python3 -c pass` and three quick sliceofml runs.
 
     The commands take turns within each round, so a machine that slows down or speeds up during
     the benchmark affects all of them alike.
     """
-    commands = [[sys.executable, "-c", "pass"]]
+    python = python or sys.executable
+    commands = [[python, "-c", "pass"]]
     for arguments in (["--help"], ["--version"], ["slice", "--top", "0"]):
-        commands.append([sys.executable, SLICEOFML_PATH] + arguments)
+        commands.append([python, SLICEOFML_PATH] + arguments)
     times = [[] for _ in commands]
     for _ in range(runs):
         for command, measured in zip(commands, times):
@@ -5000,6 +5001,12 @@ def bench(argv=None):
     print("Start-up, median of 21 runs (bare `python3 -c pass`: %.1f ms; target: at most 1.5x)" % (bare * 1000))
     for arguments, seconds, ratio in rows:
         print("  %-22s %6.1f ms  %.2fx bare" % (arguments, seconds * 1000, ratio))
+    others = sorted(find_pythons(range(8, 14)).values(), key=lambda found: found[1])
+    if others:
+        print("  on each CPython found, highest of the three ratios (bare start in brackets):")
+    for binary, version in others:
+        bare, rows = _bench_startup(21, binary)
+        print("    %-8s %.2fx  (%.1f ms)" % ("%d.%d.%d" % version, max(row[2] for row in rows), bare * 1000))
     print()
 
     latency = 0.1
