@@ -1289,6 +1289,8 @@ class ApiClient(object):
                 delay = self.retry_delay * 2 ** (attempt - 1)
                 delay += self.random.uniform(0, delay)
                 self.log("retrying in %.2f s after: %s" % (delay, error))
+                if self.reporter is not None:
+                    self.reporter.retrying(delay, attempt + 1)
                 self._pause(delay)
 
     def _check_cancel(self):
@@ -2461,6 +2463,11 @@ class Reporter(object):
                 self.stream.write("sliceofml: warning: %s; waiting %d s before going on\n" % (reason, seconds))
                 self.stream.flush()
 
+    def retrying(self, seconds, attempt):
+        # Only on a terminal: scripts get the outcome, and --debug logs each retry with its cause.
+        wait = "%.1f s" % seconds if seconds < 10 else _format_wait(seconds)
+        self._status("a request failed; retrying in %s (attempt %d of %d)" % (wait, attempt, ATTEMPTS_PER_PAGE))
+
     def countdown(self, reason, seconds):
         self._status("%s; going on in %d s (Ctrl-C stops)" % (reason, seconds))
 
@@ -2696,6 +2703,10 @@ def login(args, context):
             if not token:
                 raise UsageError("no bearer token on standard input; pipe it in as one line, e.g. "
                                  "`%s login --with-token < token.txt`" % context.command)
+        # A token copied from an Authorization header or from API docs often keeps its scheme word.
+        if token[:7].lower() == "bearer " and token[7:].strip():
+            token = token[7:].strip()
+            context.say("Removed the leading 'Bearer ' from the token; the netrc file keeps the token alone.")
         validate_netrc_value("token", token)
         update_netrc(path, context.machine, app_name, token)
         context.say('Logged in to %s as app "%s". Saved the bearer token in %s.'
@@ -2704,13 +2715,18 @@ def login(args, context):
 
     if entry and not args.relogin:
         context.say('Already logged in to %s as app "%s" (%s). Run `%s login --relogin` to replace '
-                    "the token." % (context.api_host, clean_text(entry[0]), path, context.command))
+                    "the token, or `%s login --with-token` to store one you have."
+                    % (context.api_host, clean_text(entry[0]), path, context.command, context.command))
         return EXIT_OK
 
     api_key, api_secret, app_name = _ask_for_keys(context, app_name)
     validate_netrc_value("app name", app_name)
-    client = _make_client(context, args)
-    token = fetch_bearer_token(client, api_key, api_secret)
+    reporter = Reporter(context.stderr, _is_terminal(context.stderr))
+    client = _make_client(context, args, reporter=reporter)
+    try:
+        token = fetch_bearer_token(client, api_key, api_secret)
+    finally:
+        reporter.clear()
     try:
         validate_netrc_value("token", token)
     except UsageError:
@@ -2774,7 +2790,7 @@ def _describe_token(token):
 
 
 def status(args, context):
-    """Report where the bearer token comes from, without printing it."""
+    """Report where the bearer token comes from, showing at most its last 4 characters."""
     import stat
 
     path = context.netrc_path
@@ -2825,6 +2841,9 @@ def logout(args, context):
             context.warn("%s still has the original sliceofml's entry (machine %s), which slice "
                          "uses when no other token is found; remove it by hand if you no longer "
                          "need it" % (path, LEGACY_MACHINE))
+    if context.environ.get("SLICEOFML_BEARER_TOKEN"):
+        context.warn("SLICEOFML_BEARER_TOKEN is still set, so slice keeps using that token until you "
+                     "unset it")
     return EXIT_OK
 '''
 _program_loaded = False
@@ -2932,8 +2951,8 @@ options:
     "status": """\
 usage: {prog} status [-h] [--debug]
 
-Show whether a bearer token is available and where it comes from, without
-printing it.
+Show whether a bearer token is available and where it comes from. At most its
+last 4 characters are shown.
 
 options:
   -h, --help  show this help and exit
@@ -2977,30 +2996,27 @@ class _Arguments(object):
     """The parsed command line: `command` and one attribute per option of that command."""
 
 
-def _whole_number(low, high):
+def _number(parse, what, low, high, unit=""):
+    """Return a converter that reads a number with `parse` and keeps it within low to high."""
+
     def convert(text):
         try:
-            value = int(text)
+            value = parse(text)
         except ValueError:
-            raise ValueError("%r is not a whole number" % text)
+            raise ValueError("%r is not %s" % (text, what))
         if not low <= value <= high:
-            raise ValueError("%d is not between %d and %d" % (value, low, high))
+            raise ValueError("%s is not between %g and %g%s" % (text, low, high, unit))
         return value
 
     return convert
+
+
+def _whole_number(low, high):
+    return _number(int, "a whole number", low, high)
 
 
 def _seconds(low, high):
-    def convert(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError("%r is not a number of seconds" % text)
-        if not low <= value <= high:
-            raise ValueError("%s is not between %g and %g seconds" % (text, low, high))
-        return value
-
-    return convert
+    return _number(float, "a number of seconds", low, high, " seconds")
 
 
 _HELP_OPTION = _Option("--help")
@@ -3062,7 +3078,7 @@ def _find_option(flag, options):
     return matches[0] if matches else None
 
 
-def parse_arguments(argv, prog="python3 sliceofml.py"):
+def _parse_arguments(argv, prog="python3 sliceofml.py"):
     """Return the parsed command line, or raise UsageError, or _Finished for --help and --version."""
     args = _Arguments()
     args.command = None
@@ -3151,7 +3167,7 @@ def main(argv=None):
     try:
         command = command_name(sys.argv[0] if sys.argv else "")
         try:
-            args = parse_arguments(argv, command)
+            args = _parse_arguments(argv, command)
         except _Finished as finished:
             if sys.stdout is None:
                 raise SliceError("standard output is closed, so there is nowhere to print the result")

@@ -27,6 +27,7 @@ import platform
 import random
 import re
 import shutil
+import signal
 import socket
 import stat
 import struct
@@ -454,6 +455,8 @@ class FakeXAPI(object):
         self.latency = latency
         self.clock_offset = clock_offset
         self.report_remaining = report_remaining
+        self.seed = seed
+        self.post_count = posts
         self.now = int(self.clock())
         self.store = PostStore(self.now, seed=seed, count=posts)
         self.token = self._make_bearer_token(key, secret)
@@ -476,6 +479,18 @@ class FakeXAPI(object):
                                         name="FakeXAPI", daemon=True)
         self._thread.start()
         return self
+
+    def renew(self):
+        """Generate the posts again around the current time, as if the fake had just started.
+
+        The posts are placed relative to the start, so a fake left running for minutes would
+        otherwise let its "newer than end_time" decoy drift into the daily window.
+        """
+        store = PostStore(int(self.clock()), seed=self.seed, count=self.post_count)
+        with self._lock:
+            self.now = store.now
+            self.store = store
+            self._next_tokens = {}
 
     def stop(self):
         """Stop serving and cut short any stalled or delayed response."""
@@ -1255,6 +1270,13 @@ class LoginTests(_FakeCase):
         self.assertEqual(self.read_netrc(), self.expected_line("sliceofml", "made-up-token%2Fabc%3D") + "\n")
         self.assertEqual(self.fake.requests, [])
 
+    def test_with_token_drops_bearer_prefix(self):
+        code, _, stderr = self.run_tool("login", "--with-token", stdin_text="Bearer made-up-token-3\n")
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(self.read_netrc(), self.expected_line("sliceofml", "made-up-token-3") + "\n")
+        self.assertEqual(stderr.splitlines()[0], "Removed the leading 'Bearer ' from the token; the netrc file "
+                                                 "keeps the token alone.")
+
     def test_with_token_app_name(self):
         code, _, stderr = self.run_tool("login", "--with-token", "--app-name", "my-app",
                                         stdin_text="made-up-token-2\n")
@@ -1874,6 +1896,14 @@ class StatusLogoutTests(_FakeCase):
         self.assertEqual(self.read_netrc(), self.other)
         self.assertEqual(self.fake.requests, [])
 
+    def test_logout_warns_about_environment_token(self):
+        self.write_netrc(self.entry())
+        code, stdout, stderr = self.run_tool("logout", env={"SLICEOFML_BEARER_TOKEN": "made-up-env-token"})
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(stderr, "Logged out: removed the entry for sliceofml@127.0.0.1 from %s.\n"
+                                 "sliceofml: warning: SLICEOFML_BEARER_TOKEN is still set, so slice keeps using "
+                                 "that token until you unset it\n" % self.netrc_path)
+
     def test_logout_without_entry(self):
         self.write_netrc(self.other)
         code, stdout, stderr = self.run_tool("logout")
@@ -1929,6 +1959,31 @@ class FakeXAPITests(unittest.TestCase):
 
     def search(self, **params):
         return self.fake.search(sorted(params.items()), self.fake.clock())
+
+    def test_renew_follows_the_clock(self):
+        fake = FakeXAPI()
+        fake.clock_offset = 3600
+        fake.renew()
+        self.assertAlmostEqual(fake.now, time.time() + 3600, delta=5)
+        self.assertEqual(fake.store.now, fake.now)
+        self.assertEqual(len(fake.store.posts), len(self.fake.store.posts))
+
+    @unittest.skipUnless(os.name == "posix", "stops the server with SIGINT")
+    def test_serve_until_interrupted(self):
+        home = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, home)
+        server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "serve"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, universal_newlines=True)
+        self.addCleanup(server.kill)
+        first = server.stdout.readline()
+        url = first.rsplit(" ", 1)[1].strip()
+        self.assertTrue(first.startswith("A fake X API with generated posts (not the real X) is listening at "
+                                         "http://127.0.0.1:"), first)
+        code, stdout, stderr = run_cli(["login"], {"SLICEOFML_API_URL": url}, home=home,
+                                       stdin_text="demo-key\ndemo-secret\nmy-app\n")
+        self.assertEqual(code, 0, stderr)
+        server.send_signal(signal.SIGINT)
+        self.assertEqual(server.wait(30), 0)
 
     def week(self):
         now = int(self.fake.clock())
@@ -2080,6 +2135,25 @@ def demo(argv=None):
                                    env=env)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+def serve(argv=None):
+    """Run the fake X API on 127.0.0.1 until Ctrl-C, for trying sliceofml by hand. Return 0."""
+    with FakeXAPI(missing_authors=False) as fake:
+        print("A fake X API with generated posts (not the real X) is listening at %s" % fake.url)
+        print("In another shell:")
+        print("  export SLICEOFML_API_URL=%s" % fake.url)
+        print("  printf 'demo-key\\ndemo-secret\\nmy-app\\n' | python3 sliceofml.py login")
+        print("  python3 sliceofml.py slice --weekly")
+        print("Its posts are generated again every 10 minutes while no request is running. Ctrl-C stops it.")
+        sys.stdout.flush()
+        try:
+            while True:
+                time.sleep(600)
+                if fake._in_flight == 0:
+                    fake.renew()
+        except KeyboardInterrupt:
+            return 0
+
 
 # ==============================================================================================
 # The netrc file: every shape of file users have, read back by this Python's netrc module
@@ -4187,7 +4261,7 @@ class ArgumentParserTests(unittest.TestCase):
         return code, stdout.getvalue(), stderr.getvalue()
 
     def parse(self, *words):
-        return sliceofml.parse_arguments(list(words))
+        return sliceofml._parse_arguments(list(words))
 
     def test_main_help(self):
         self.assertEqual(self.run_main(["--help"]), (0, MAIN_HELP, ""))
@@ -4351,7 +4425,7 @@ class LazyProgramTests(unittest.TestCase):
         with open(SLICEOFML_PATH, encoding="utf-8") as source:
             lines = source.read().split("\n")
         for function in (sliceofml.render_table, sliceofml.update_netrc, sliceofml.Context.retry_delay,
-                         sliceofml.login, sliceofml.main, sliceofml.parse_arguments):
+                         sliceofml.login, sliceofml.main, sliceofml._parse_arguments):
             with self.subTest(function=function.__name__):
                 code = function.__code__
                 self.assertEqual(code.co_filename, sliceofml.__file__)
@@ -4402,6 +4476,16 @@ class TerminalTests(_FakeCase):
                 self.assertIn("sliceofml: debug: GET http://127.0.0.1:", stderr)
                 self.assertNotIn(secret, stdout + stderr)
                 self.assertNotIn("never-shown", stdout + stderr)
+
+    def test_retries_shown_on_terminal(self):
+        # Port 9 on loopback refuses connections, so every attempt fails at once.
+        env = self.terminal_env(SLICEOFML_API_URL="http://127.0.0.1:9", SLICEOFML_BEARER_TOKEN="made-up-token-4",
+                                SLICEOFML_RETRY_DELAY="0")
+        code, screen = run_on_terminal(["slice"], env)
+        self.assertEqual(code, 1, screen)
+        for attempt in (2, 3, 4):
+            self.assertIn("a request failed; retrying in 0.0 s (attempt %d of 4)" % attempt, screen)
+        self.assertIn("\r\x1b[2Ksliceofml: error: failed to connect to 127.0.0.1", screen.replace("\r\n", "\n"))
 
     def test_ctrl_d_at_key_prompt(self):
         code, screen = run_on_terminal(["login"], self.terminal_env(), answers=[("API key: ", "\x04")])
@@ -5044,6 +5128,9 @@ def run_all_pythons():
     if len(found) < 2:
         print("found %d CPython version(s) between 3.8 and 3.13; at least 2 are needed" % len(found))
         return 1
+    print("Running the suite on Python %s, two at a time; each takes a minute or two."
+          % ", ".join(".".join(map(str, found[key][1])) for key in sorted(found)))
+    sys.stdout.flush()
     results = {}
 
     def run(key):
@@ -5055,6 +5142,23 @@ def run_all_pythons():
         results[key] = (completed, time.monotonic() - started)
 
     keys = sorted(found)
+    totals = {"passed": 0, "failed": 0, "skipped": 0}
+
+    def report(key):
+        completed, seconds = results[key]
+        passed, failed, skipped = _unittest_counts(completed.stdout)
+        if completed.returncode != 0 and failed == 0:
+            failed = 1
+        totals["passed"] += passed
+        totals["failed"] += failed
+        totals["skipped"] += skipped
+        verdict = "ok" if completed.returncode == 0 else "FAILED"
+        print("Python %s: %d passed, %d failed, %d skipped in %.1f s (%s)"
+              % (".".join(map(str, found[key][1])), passed, failed, skipped, seconds, verdict))
+        if completed.returncode != 0:
+            print(completed.stdout[-6000:])
+        sys.stdout.flush()
+
     # Two suites at a time on a two-core machine keeps timing-sensitive tests honest.
     pending = list(keys)
     while pending:
@@ -5064,22 +5168,10 @@ def run_all_pythons():
             thread.start()
         for thread in threads:
             thread.join()
+        for key in batch:
+            report(key)
 
-    total_passed = total_failed = total_skipped = 0
-    for key in keys:
-        completed, seconds = results[key]
-        counts = _unittest_counts(completed.stdout)
-        passed, failed, skipped = counts
-        total_passed += passed
-        total_failed += failed
-        total_skipped += skipped
-        verdict = "ok" if completed.returncode == 0 else "FAILED"
-        print("Python %s: %d passed, %d failed, %d skipped in %.1f s (%s)"
-              % (".".join(map(str, found[key][1])), passed, failed, skipped, seconds, verdict))
-        if completed.returncode != 0:
-            if failed == 0:
-                total_failed += 1
-            print(completed.stdout[-6000:])
+    total_passed, total_failed, total_skipped = totals["passed"], totals["failed"], totals["skipped"]
     print("%d passed, %d failed, %d skipped" % (total_passed, total_failed, total_skipped))
     return 0 if total_failed == 0 else 1
 
@@ -5106,4 +5198,6 @@ if __name__ == "__main__":
         sys.exit(demo(sys.argv[2:]))
     if sys.argv[1:2] == ["bench"]:
         sys.exit(bench(sys.argv[2:]))
+    if sys.argv[1:2] == ["serve"]:
+        sys.exit(serve(sys.argv[2:]))
     unittest.main()
