@@ -647,6 +647,10 @@ def validate_netrc_value(label, value):
     """
     if not value:
         raise UsageError("the %s is empty" % label)
+    if len(value) > MAX_NETRC_TOKEN:
+        # The reader refuses longer words, so such an entry would lock every later command out.
+        raise UsageError("the %s is %d characters long; at most %d fit in a netrc file"
+                         % (label, len(value), MAX_NETRC_TOKEN))
     for character in value:
         if not ("!" <= character <= "~"):
             described = "a space" if character == " " else "the character %r" % character
@@ -2996,6 +3000,16 @@ class _Arguments(object):
     """The parsed command line: `command` and one attribute per option of that command."""
 
 
+def _shown(word, quote=False):
+    """Return a word of the command line as a message shows it: cut short when long, and quoted
+    when asked to or when it is empty or has spaces or characters a terminal cannot show."""
+    if len(word) > 40:
+        word = word[:37] + "..."
+    if quote or not word or not word.isprintable() or any(character.isspace() for character in word):
+        return repr(word)
+    return word
+
+
 def _number(parse, what, low, high, unit=""):
     """Return a converter that reads a number with `parse` and keeps it within low to high."""
 
@@ -3003,9 +3017,9 @@ def _number(parse, what, low, high, unit=""):
         try:
             value = parse(text)
         except ValueError:
-            raise ValueError("%r is not %s" % (text, what))
+            raise ValueError("%s is not %s" % (_shown(text, quote=True), what))
         if not low <= value <= high:
-            raise ValueError("%s is not between %g and %g%s" % (text, low, high, unit))
+            raise ValueError("%s is not between %g and %g%s" % (_shown(text), low, high, unit))
         return value
 
     return convert
@@ -3052,7 +3066,9 @@ def command_name(argv0):
     """
     base = os.path.basename(argv0 or "")
     if base.startswith("sliceofml") and "." not in base:
-        return base
+        # A name that an ASCII terminal cannot show, or that would break a message, is not echoed.
+        plain = all("!" <= character <= "~" for character in base)
+        return base if plain else "sliceofml"
     return "python3 sliceofml.py"
 
 
@@ -3074,7 +3090,7 @@ def _find_option(flag, options):
                and option.flag.startswith(flag)]
     if len(matches) > 1:
         raise ValueError("ambiguous option: %s could match %s"
-                         % (flag, ", ".join(option.flag for option in matches)))
+                         % (_shown(flag), ", ".join(option.flag for option in matches)))
     return matches[0] if matches else None
 
 
@@ -3109,7 +3125,8 @@ def _parse_arguments(argv, prog="python3 sliceofml.py"):
                 for option in options[2:]:
                     setattr(args, option.dest, option.default)
             else:
-                raise fail("unknown command %r; choose from %s" % (word, ", ".join(_COMMAND_OPTIONS)))
+                raise fail("unknown command %s; choose from %s"
+                           % (_shown(word, quote=True), ", ".join(_COMMAND_OPTIONS)))
             continue
         flag, equals, value = word.partition("=")
         try:
@@ -3117,16 +3134,21 @@ def _parse_arguments(argv, prog="python3 sliceofml.py"):
         except ValueError as error:
             raise fail(str(error))
         if option is None:
+            owners = [name for name, command_options in _COMMAND_OPTIONS.items()
+                      if args.command is None and flag in [other.flag for other in command_options]]
+            if owners:
+                raise fail("%s is an option of %s; put it after the command, as in `%s %s %s`"
+                           % (flag, " and ".join(owners), prog, owners[0], _shown(word)))
             unrecognized.append(word)
             continue
+        if option.convert is None and equals:
+            raise fail("argument %s: takes no value, got %s" % (option.flag, _shown(value, quote=True)))
         if option.flag == "--help":
             text = _MAIN_HELP if args.command is None else _COMMAND_HELP[args.command]
             raise _Finished(text.format(prog=prog))
         if option.flag == "--version":
             raise _Finished("sliceofml %s\n" % __version__)
         if option.convert is None:
-            if equals:
-                raise fail("argument %s: takes no value, got %r" % (option.flag, value))
             value = option.const
         else:
             if not equals:
@@ -3144,7 +3166,7 @@ def _parse_arguments(argv, prog="python3 sliceofml.py"):
                 raise fail("argument %s: not allowed with argument %s" % (option.flag, first.flag))
         setattr(args, option.dest, value)
     if unrecognized:
-        raise fail("unrecognized arguments: %s" % " ".join(unrecognized))
+        raise fail("unrecognized arguments: %s" % " ".join(_shown(word) for word in unrecognized))
     if args.command is None:
         raise fail("choose a command: login, slice, status or logout")
     return args
@@ -3163,16 +3185,14 @@ def main(argv=None):
     # A closed stream is None; messages then go nowhere rather than into an AttributeError.
     stderr = sys.stderr if sys.stderr is not None else io.StringIO()
     stdin = sys.stdin if sys.stdin is not None else io.StringIO()
-    debug = "--debug" in argv
+    # Known before parsing, so that an error while parsing is shown with --debug too.
+    debug = "--debug" in (argv[:argv.index("--")] if "--" in argv else argv)
     try:
         command = command_name(sys.argv[0] if sys.argv else "")
         try:
             args = _parse_arguments(argv, command)
         except _Finished as finished:
-            if sys.stdout is None:
-                raise SliceError("standard output is closed, so there is nowhere to print the result")
-            sys.stdout.write(finished.text)
-            sys.stdout.flush()
+            _print_help(finished.text)
             return EXIT_OK
         debug = debug or args.debug
         _load_program()
@@ -3185,27 +3205,50 @@ def main(argv=None):
         handlers = {"login": login, "slice": slice_posts, "status": status, "logout": logout}
         return handlers[args.command](args, context)
     except SliceError as error:
-        if debug:
-            import traceback
-
-            traceback.print_exc(file=stderr)
-        stderr.write("sliceofml: error: %s\n" % _one_line(str(error), 1000))
+        _report(stderr, "sliceofml: error: %s\n" % _one_line(str(error), 1000), debug and error)
         return error.exit_code
     except KeyboardInterrupt:
-        stderr.write("\nsliceofml: interrupted\n")
+        _report(stderr, "\nsliceofml: interrupted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of stdout went away (`| head`); Python would complain again at exit.
         _silence_stdout()
         return EXIT_FAILURE
     except Exception as error:  # A bug: one line, and the traceback only with --debug.
-        if debug:
+        _report(stderr, "sliceofml: error: unexpected %s: %s (run with --debug for the traceback)\n"
+                % (type(error).__name__, _one_line(str(error), 300)), debug and error)
+        return EXIT_FAILURE
+
+
+def _print_help(text):
+    """Write --help or --version output; raise SliceError when stdout cannot take it."""
+    if sys.stdout is None:
+        raise SliceError("standard output is closed, so there is nowhere to print the result")
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        _silence_stdout()
+        raise SliceError("cannot write to standard output (%s)" % (error.strerror or error))
+
+
+def _report(stderr, message, error=None):
+    """Write main()'s last message, after the traceback of `error` when given.
+
+    A full or closed stderr must not replace the exit code with a traceback of its own, so a
+    failed write is dropped.
+    """
+    try:
+        if error:
             import traceback
 
-            traceback.print_exc(file=stderr)
-        stderr.write("sliceofml: error: unexpected %s: %s (run with --debug for the traceback)\n"
-                     % (type(error).__name__, _one_line(str(error), 300)))
-        return EXIT_FAILURE
+            traceback.print_exception(type(error), error, error.__traceback__, file=stderr)
+        stderr.write(message)
+        stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _silence_stdout():

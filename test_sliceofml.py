@@ -1277,6 +1277,14 @@ class LoginTests(_FakeCase):
         self.assertEqual(stderr.splitlines()[0], "Removed the leading 'Bearer ' from the token; the netrc file "
                                                  "keeps the token alone.")
 
+    def test_with_token_too_long(self):
+        self.write_netrc(self.expected_line("old-app", "tok-1") + "\n")
+        code, _, stderr = self.run_tool("login", "--with-token", stdin_text="t" * 70000 + "\n")
+        self.assertEqual(code, 2)
+        self.assertEqual(stderr, "sliceofml: error: the token is 70000 characters long; at most 65536 fit in a "
+                                 "netrc file\n")
+        self.assertEqual(self.read_netrc(), self.expected_line("old-app", "tok-1") + "\n")
+
     def test_with_token_app_name(self):
         code, _, stderr = self.run_tool("login", "--with-token", "--app-name", "my-app",
                                         stdin_text="made-up-token-2\n")
@@ -4046,7 +4054,8 @@ class MainTests(unittest.TestCase):
     def test_command_name_in_hints(self):
         cases = {"sliceofml.py": "python3 sliceofml.py", "/home/ada/.local/bin/sliceofml": "sliceofml",
                  "./sliceofml.py": "python3 sliceofml.py", "test_sliceofml.py": "python3 sliceofml.py",
-                 "-c": "python3 sliceofml.py", "": "python3 sliceofml.py"}
+                 "-c": "python3 sliceofml.py", "": "python3 sliceofml.py", "/opt/sliceofml\u00e9": "sliceofml",
+                 "/opt/sliceofml\udcff": "sliceofml", "/opt/sliceofml\nx": "sliceofml"}
         for argv0, expected in cases.items():
             with self.subTest(argv0=argv0):
                 self.assertEqual(sliceofml.command_name(argv0), expected)
@@ -4343,10 +4352,36 @@ class ArgumentParserTests(unittest.TestCase):
              "(see `python3 sliceofml.py login --help`)"),
             (["status", "--json"], "unrecognized arguments: --json (see `python3 sliceofml.py status --help`)"),
             (["--", "--help"], "unknown command '--help'; choose from login, slice, status, logout " + top),
+            (["slice", "--top 5"], "unrecognized arguments: '--top 5' " + slice_),
+            (["slice", "", "\x1b[2J"], "unrecognized arguments: '' '\\x1b[2J' " + slice_),
+            (["status", "--", "--debug"], "unrecognized arguments: --debug (see `python3 sliceofml.py status --help`)"),
+            (["--json", "slice"], "--json is an option of slice; put it after the command, as in "
+             "`python3 sliceofml.py slice --json` " + top),
+            (["--timeout=5", "login"], "--timeout is an option of login and slice; put it after the command, "
+             "as in `python3 sliceofml.py login --timeout=5` " + top),
+            (["--help=x"], "argument --help: takes no value, got 'x' " + top),
+            (["slice", "--top", "9" * 60], "argument --top: %s... is not between 1 and 100 " % ("9" * 37) + slice_),
+            (["slice", "--top", "x" * 60], "argument --top: '%s...' is not a whole number " % ("x" * 37) + slice_),
         ]
         for argv, message in cases:
             with self.subTest(argv=argv):
                 self.assertEqual(self.run_main(argv), (2, "", "sliceofml: error: %s\n" % message))
+
+    @unittest.skipUnless(os.path.exists("/dev/full"), "needs /dev/full")
+    def test_help_to_full_device(self):
+        with open("/dev/full", "w") as full:
+            completed = subprocess.run([sys.executable, SLICEOFML_PATH, "--help"], stdout=full,
+                                       stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(completed.returncode, 1)
+        self.assertEqual(completed.stderr, "sliceofml: error: cannot write to standard output "
+                                           "(No space left on device)\n")
+
+    @unittest.skipUnless(os.path.exists("/dev/full"), "needs /dev/full")
+    def test_full_stderr_keeps_exit_code(self):
+        with open("/dev/full", "w") as full:
+            completed = subprocess.run([sys.executable, SLICEOFML_PATH, "slise"], stdout=subprocess.PIPE,
+                                       stderr=full)
+        self.assertEqual((completed.returncode, completed.stdout), (2, b""))
 
     def test_first_problem_wins(self):
         # Words are read left to right: a bad value before --help is reported, --help before it wins.
