@@ -1792,7 +1792,7 @@ class ApiFaultTests(_FakeCase):
         self.assertEqual(code, 0, stderr)
         requests = self.fake.search_requests()
         bound = (int(parse_time(requests[2]["query"]["start_time"])) + 240) // 60 * 60
-        self.assertEqual(requests[3]["query"]["start_time"], format_time(bound + 60))
+        self.assertEqual(requests[3]["query"]["start_time"], format_time(bound + sliceofml.START_TIME_CORRECTION))
         self.assertEqual(requests[3]["query"].get("next_token"), requests[2]["query"].get("next_token"))
         self.assertEqual(requests[3]["query"]["end_time"], requests[2]["query"]["end_time"])
 
@@ -1811,7 +1811,8 @@ class ApiFaultTests(_FakeCase):
         """Run a sequential weekly slice against a fake whose clock is ahead; return (code, stdout,
         stderr, search requests)."""
         # The fake's clock runs 150 to 210 s ahead, so the weekly start_time is too old on arrival.
-        # The 7-day bound then falls 10 s past a minute, so the corrected time stays valid for 50 s.
+        # The 7-day bound then falls 10 s past a minute, which the 400 names as that minute; the
+        # corrected start_time is still valid for minutes after that.
         ahead = time.time() + 150
         with FakeXAPI(clock_offset=150 + (10 - ahead % 60) % 60) as fake:
             env = {"SLICEOFML_API_URL": fake.url, "SLICEOFML_RETRY_DELAY": "0.01",
@@ -1826,7 +1827,8 @@ class ApiFaultTests(_FakeCase):
         self.assertEqual(requests[0]["status"], 400)
         message = requests[0]["response"]["errors"][0]["message"]
         bound = re.search(r"must be on or after (\S+)$", message).group(1)
-        self.assertEqual(requests[1]["query"]["start_time"], format_time(parse_time(bound) + 60))
+        self.assertEqual(requests[1]["query"]["start_time"],
+                         format_time(parse_time(bound) + sliceofml.START_TIME_CORRECTION))
         self.assertEqual(requests[1]["status"], 200)
 
     def test_local_clock_ahead_corrects_end(self):
@@ -1904,7 +1906,7 @@ class StatusLogoutTests(_FakeCase):
         self.assertEqual(self.read_netrc(), self.other)
         self.assertEqual(self.fake.requests, [])
 
-    def test_logout_warns_about_environment_token(self):
+    def test_logout_warns_environment_token(self):
         self.write_netrc(self.entry())
         code, stdout, stderr = self.run_tool("logout", env={"SLICEOFML_BEARER_TOKEN": "made-up-env-token"})
         self.assertEqual(code, 0, stderr)
@@ -3345,6 +3347,20 @@ class TimeWindowTests(unittest.TestCase):
         self.assertIsNone(sliceofml.parse_rfc3339("2026-13-45T10:00Z"))
 
 
+class StartTimeCorrectionTests(unittest.TestCase):
+    def test_minute_bound_gets_margin(self):
+        # The 400 names the earliest start_time to the minute, so the real limit may be 59 s later.
+        error = sliceofml.APIError("Invalid 'start_time':'2026-11-26T10:00:00Z'. 'start_time' must be on or "
+                                   "after 2026-11-27T10:00Z", status=400)
+        corrected = sliceofml._corrected_start(error)
+        self.assertEqual(format_time(corrected), "2026-11-27T10:03:00Z")
+        self.assertGreaterEqual(corrected - parse_time("2026-11-27T10:00:59Z"), 120)
+
+    def test_other_400_not_corrected(self):
+        error = sliceofml.APIError("Invalid 'max_results'", status=400)
+        self.assertIsNone(sliceofml._corrected_start(error))
+
+
 class RankingTests(unittest.TestCase):
     def post(self, post_id, likes, retweets=0, created="2026-11-30T08:00:00.000Z"):
         return sliceofml.Post(post_id, "user", "text", likes, retweets, created)
@@ -4290,7 +4306,7 @@ class ArgumentParserTests(unittest.TestCase):
                 self.assertEqual(code, 0)
                 self.assertEqual([line for line in out.splitlines() if len(line) > 79], [])
 
-    def test_help_names_every_option_and_its_default(self):
+    def test_help_options_and_defaults(self):
         # The help texts are written out by hand; this keeps them true to the options parsed.
         for command, options in sliceofml._COMMAND_OPTIONS.items():
             with self.subTest(command=command):
@@ -4310,7 +4326,7 @@ class ArgumentParserTests(unittest.TestCase):
                     self.assertEqual(default.group(1), "%g" % option.default, option.flag)
         self.assertIn("(default: %s)" % sliceofml.DEFAULT_APP_NAME, self.run_main(["login", "-h"])[1])
 
-    def test_help_names_every_exit_code_and_environment_variable(self):
+    def test_help_exit_codes_and_environment(self):
         code, out, err = self.run_main(["--help"])
         codes = out.split("exit codes:\n", 1)[1].split("\n\n", 1)[0]
         self.assertEqual([line.split()[0] for line in codes.splitlines() if line[2] != " "],
@@ -4328,40 +4344,40 @@ class ArgumentParserTests(unittest.TestCase):
         self.assertTrue(stdout.getvalue().startswith("usage: sliceofml status [-h] [--debug]\n"))
 
     def test_usage_errors(self):
-        top = "(see `python3 sliceofml.py --help`)"
-        slice_ = "(see `python3 sliceofml.py slice --help`)"
+        main_hint = "(see `python3 sliceofml.py --help`)"
+        slice_hint = "(see `python3 sliceofml.py slice --help`)"
         cases = [
-            ([], "choose a command: login, slice, status or logout " + top),
-            (["slise"], "unknown command 'slise'; choose from login, slice, status, logout " + top),
+            ([], "choose a command: login, slice, status or logout " + main_hint),
+            (["slise"], "unknown command 'slise'; choose from login, slice, status, logout " + main_hint),
             (["--bogus", "status"], "unrecognized arguments: --bogus (see `python3 sliceofml.py status --help`)"),
-            (["slice", "x", "-q"], "unrecognized arguments: x -q " + slice_),
-            (["slice", "--top"], "argument --top: expected one argument " + slice_),
-            (["slice", "--top", "--json"], "argument --top: expected one argument " + slice_),
-            (["slice", "--top", "0"], "argument --top: 0 is not between 1 and 100 " + slice_),
-            (["slice", "--top=-3"], "argument --top: -3 is not between 1 and 100 " + slice_),
-            (["slice", "--top", "ten"], "argument --top: 'ten' is not a whole number " + slice_),
-            (["slice", "--max-pages", "10001"], "argument --max-pages: 10001 is not between 1 and 10000 " + slice_),
-            (["slice", "--workers", "17"], "argument --workers: 17 is not between 1 and 16 " + slice_),
-            (["slice", "--timeout", "0"], "argument --timeout: 0 is not between 0.1 and 600 seconds " + slice_),
-            (["slice", "--timeout", "nan"], "argument --timeout: nan is not between 0.1 and 600 seconds " + slice_),
-            (["slice", "--max-wait", "soon"], "argument --max-wait: 'soon' is not a number of seconds " + slice_),
-            (["slice", "--daily", "--weekly"], "argument --weekly: not allowed with argument --daily " + slice_),
-            (["slice", "--w"], "ambiguous option: --w could match --weekly, --workers " + slice_),
-            (["slice", "--json=yes"], "argument --json: takes no value, got 'yes' " + slice_),
+            (["slice", "x", "-q"], "unrecognized arguments: x -q " + slice_hint),
+            (["slice", "--top"], "argument --top: expected one argument " + slice_hint),
+            (["slice", "--top", "--json"], "argument --top: expected one argument " + slice_hint),
+            (["slice", "--top", "0"], "argument --top: 0 is not between 1 and 100 " + slice_hint),
+            (["slice", "--top=-3"], "argument --top: -3 is not between 1 and 100 " + slice_hint),
+            (["slice", "--top", "ten"], "argument --top: 'ten' is not a whole number " + slice_hint),
+            (["slice", "--max-pages", "10001"], "argument --max-pages: 10001 is not between 1 and 10000 " + slice_hint),
+            (["slice", "--workers", "17"], "argument --workers: 17 is not between 1 and 16 " + slice_hint),
+            (["slice", "--timeout", "0"], "argument --timeout: 0 is not between 0.1 and 600 seconds " + slice_hint),
+            (["slice", "--timeout", "nan"], "argument --timeout: nan is not between 0.1 and 600 seconds " + slice_hint),
+            (["slice", "--max-wait", "soon"], "argument --max-wait: 'soon' is not a number of seconds " + slice_hint),
+            (["slice", "--daily", "--weekly"], "argument --weekly: not allowed with argument --daily " + slice_hint),
+            (["slice", "--w"], "ambiguous option: --w could match --weekly, --workers " + slice_hint),
+            (["slice", "--json=yes"], "argument --json: takes no value, got 'yes' " + slice_hint),
             (["login", "--timeout", "601"], "argument --timeout: 601 is not between 0.1 and 600 seconds "
              "(see `python3 sliceofml.py login --help`)"),
             (["status", "--json"], "unrecognized arguments: --json (see `python3 sliceofml.py status --help`)"),
-            (["--", "--help"], "unknown command '--help'; choose from login, slice, status, logout " + top),
-            (["slice", "--top 5"], "unrecognized arguments: '--top 5' " + slice_),
-            (["slice", "", "\x1b[2J"], "unrecognized arguments: '' '\\x1b[2J' " + slice_),
+            (["--", "--help"], "unknown command '--help'; choose from login, slice, status, logout " + main_hint),
+            (["slice", "--top 5"], "unrecognized arguments: '--top 5' " + slice_hint),
+            (["slice", "", "\x1b[2J"], "unrecognized arguments: '' '\\x1b[2J' " + slice_hint),
             (["status", "--", "--debug"], "unrecognized arguments: --debug (see `python3 sliceofml.py status --help`)"),
             (["--json", "slice"], "--json is an option of slice; put it after the command, as in "
-             "`python3 sliceofml.py slice --json` " + top),
+             "`python3 sliceofml.py slice --json` " + main_hint),
             (["--timeout=5", "login"], "--timeout is an option of login and slice; put it after the command, "
-             "as in `python3 sliceofml.py login --timeout=5` " + top),
-            (["--help=x"], "argument --help: takes no value, got 'x' " + top),
-            (["slice", "--top", "9" * 60], "argument --top: %s... is not between 1 and 100 " % ("9" * 37) + slice_),
-            (["slice", "--top", "x" * 60], "argument --top: '%s...' is not a whole number " % ("x" * 37) + slice_),
+             "as in `python3 sliceofml.py login --timeout=5` " + main_hint),
+            (["--help=x"], "argument --help: takes no value, got 'x' " + main_hint),
+            (["slice", "--top", "9" * 60], "argument --top: %s... is not between 1 and 100 " % ("9" * 37) + slice_hint),
+            (["slice", "--top", "x" * 60], "argument --top: '%s...' is not a whole number " % ("x" * 37) + slice_hint),
         ]
         for argv, message in cases:
             with self.subTest(argv=argv):
@@ -4437,7 +4453,7 @@ class LazyProgramTests(unittest.TestCase):
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
         return completed.stderr.splitlines()[-1]
 
-    def test_help_version_and_usage_errors_skip_the_program(self):
+    def test_quick_paths_skip_program(self):
         for arguments in (["--help"], ["--version"], ["slice", "--top", "0"], ["status", "--help"], []):
             with self.subTest(arguments=arguments):
                 self.assertIn(self.run_file(*arguments), ("exit 0 loaded False", "exit 2 loaded False"))
@@ -4445,7 +4461,7 @@ class LazyProgramTests(unittest.TestCase):
     def test_commands_load_the_program(self):
         self.assertEqual(self.run_file("status"), "exit 4 loaded True")
 
-    def test_help_imports_nothing_beyond_python_start(self):
+    def test_help_imports_nothing_new(self):
         def imported(*arguments):
             completed = subprocess.run([sys.executable, "-X", "importtime"] + list(arguments),
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
@@ -4456,7 +4472,7 @@ class LazyProgramTests(unittest.TestCase):
             with self.subTest(arguments=arguments):
                 self.assertEqual(imported(SLICEOFML_PATH, *arguments) - bare, set())
 
-    def test_source_lines_match_the_file(self):
+    def test_source_lines_match_file(self):
         with open(SLICEOFML_PATH, encoding="utf-8") as source:
             lines = source.read().split("\n")
         for function in (sliceofml.render_table, sliceofml.update_netrc, sliceofml.Context.retry_delay,
@@ -4466,7 +4482,7 @@ class LazyProgramTests(unittest.TestCase):
                 self.assertEqual(code.co_filename, sliceofml.__file__)
                 self.assertTrue(lines[code.co_firstlineno - 1].lstrip().startswith("def %s(" % function.__name__))
 
-    def test_traceback_points_at_the_raising_line(self):
+    def test_traceback_names_raising_line(self):
         try:
             sliceofml.parse_api_url("ftp://example.invalid")
         except sliceofml.UsageError:
