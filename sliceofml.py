@@ -13,9 +13,10 @@ One file, standard library only, CPython 3.8 or newer: copy it anywhere and run 
 netrc file. `slice` pages through recent search for the "Machine learning" context annotation,
 ranks the posts by likes and prints the top 10 as a table.
 
-The file reads top to bottom: constants, errors, data, netrc store, HTTP client, search and
-ranking, terminal rendering, commands, argument parser, main. The sections from data to commands
-are kept in one string, compiled only when a command runs; the comment where it starts explains why.
+The file reads top to bottom: constants, errors, then the program (its own constants and errors,
+data, netrc store, HTTP client, search and ranking, terminal rendering, commands), then the
+argument parser and main. The program is kept in one string, compiled only when a command runs;
+the comment where it starts explains why.
 """
 
 import sys
@@ -57,6 +58,82 @@ __all__ = [
 # Constants
 # ==============================================================================================
 
+# What the command line needs: defaults, limits, exit codes and the environment it reads. The
+# constants that only the program uses open the program string below.
+
+DEFAULT_APP_NAME = "sliceofml"
+
+DEFAULT_TOP = 10
+DEFAULT_MAX_PAGES = 100
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_WAIT = 90.0
+DEFAULT_WORKERS = 7
+MAX_WORKERS = 16
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 4
+EXIT_INTERRUPTED = 130
+
+# Every environment variable the tool reads, in one place. `--debug` logs the ones that are set,
+# and --help describes each.
+ENVIRONMENT = (
+    "SLICEOFML_API_URL",
+    "SLICEOFML_BEARER_TOKEN",
+    "SLICEOFML_RETRY_DELAY",
+    "NETRC",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "COLUMNS",
+    "TERM",
+)
+
+
+# ==============================================================================================
+# Errors
+# ==============================================================================================
+
+# The base error and the one the command line raises. The program string below opens with the
+# errors of the netrc store, the HTTP client and paging.
+
+class SliceError(Exception):
+    """Base of every error that main() reports as one line and an exit code."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(SliceError):
+    """The command line or a value the user typed is invalid."""
+
+    exit_code = EXIT_USAGE
+
+
+def _one_line(text, limit=400):
+    """Collapse whitespace and control characters so an API message cannot break our output."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+# ==============================================================================================
+# The program: data, netrc store, HTTP client, search and ranking, terminal rendering, commands
+# ==============================================================================================
+
+# Why the next sections are one string: CPython compiles a script from source on every run, because
+# it caches bytecode only for imported modules. Compiling these 2,700 lines took 16 to 32 ms on our
+# 2-core test machine, longer than Python's own start. Kept as text, they cost nothing to `--help`,
+# `--version` and usage errors, which the argument parser and main() below handle on their own.
+# main() compiles the text when a command runs, and importing this file compiles it at once. Both
+# use this file's name and line numbers, so tracebacks, --debug, doctests and inspect point at the
+# lines here. Read and edit them as ordinary code. The string ends at the next three single quotes,
+# so the code inside must not contain three in a row. _PROGRAM_FIRST_LINE is the line of this file
+# where the string starts, which keeps line numbers right however the lines around it change.
+_PROGRAM_FIRST_LINE, _PROGRAM = sys._getframe().f_lineno, r'''
+# ==============================================================================================
+# Constants of the program
+# ==============================================================================================
+
 DEFAULT_API_URL = "https://api.x.com"
 TOKEN_PATH = "/oauth2/token"
 SEARCH_PATH = "/2/tweets/search/recent"
@@ -72,14 +149,7 @@ SEARCH_FIELDS = {
 NETRC_MACHINE_PREFIX = "sliceofml@"
 # The original 2022 sliceofml stored its token under this machine name.
 LEGACY_MACHINE = "api.twitter.com"
-DEFAULT_APP_NAME = "sliceofml"
 
-DEFAULT_TOP = 10
-DEFAULT_MAX_PAGES = 100
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_MAX_WAIT = 90.0
-DEFAULT_WORKERS = 7
-MAX_WORKERS = 16
 DEFAULT_RETRY_DELAY = 1.0
 ATTEMPTS_PER_PAGE = 4
 MAX_RATE_LIMIT_WAITS = 5
@@ -112,41 +182,10 @@ MAX_METRIC = 10 ** 12
 # Wider than this, a table is no longer readable; COLUMNS beyond it is taken as this.
 MAX_WIDTH = 1000
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_AUTH = 4
-EXIT_INTERRUPTED = 130
-
-# Every environment variable the tool reads, in one place. `--debug` logs the ones that are set,
-# and --help describes each.
-ENVIRONMENT = (
-    "SLICEOFML_API_URL",
-    "SLICEOFML_BEARER_TOKEN",
-    "SLICEOFML_RETRY_DELAY",
-    "NETRC",
-    "NO_COLOR",
-    "FORCE_COLOR",
-    "COLUMNS",
-    "TERM",
-)
-
 
 # ==============================================================================================
-# Errors
+# Errors of the program
 # ==============================================================================================
-
-
-class SliceError(Exception):
-    """Base of every error that main() reports as one line and an exit code."""
-
-    exit_code = EXIT_FAILURE
-
-
-class UsageError(SliceError):
-    """The command line or a value the user typed is invalid."""
-
-    exit_code = EXIT_USAGE
 
 
 class NetrcError(SliceError):
@@ -194,27 +233,6 @@ class PagingStopped(SliceError):
     """Paging ended early; the posts already read are ranked and shown all the same."""
 
 
-def _one_line(text, limit=400):
-    """Collapse whitespace and control characters so an API message cannot break our output."""
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    cleaned = " ".join(cleaned.split())
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
-
-
-# ==============================================================================================
-# The program: data, netrc store, HTTP client, search and ranking, terminal rendering, commands
-# ==============================================================================================
-
-# Why the next sections are one string: CPython compiles a script from source on every run, because
-# it caches bytecode only for imported modules. Compiling these 2,600 lines took 16 to 32 ms on our
-# 2-core test machine, longer than Python's own start. Kept as text, they cost nothing to `--help`,
-# `--version` and usage errors, which the argument parser and main() below handle on their own.
-# main() compiles the text when a command runs, and importing this file compiles it at once. Both
-# use this file's name and line numbers, so tracebacks, --debug, doctests and inspect point at the
-# lines here. Read and edit them as ordinary code. The string ends at the next three single quotes,
-# so the code inside must not contain three in a row. _PROGRAM_FIRST_LINE is the line of this file
-# where the string starts, which keeps line numbers right however the lines around it change.
-_PROGRAM_FIRST_LINE, _PROGRAM = sys._getframe().f_lineno, r'''
 # ==============================================================================================
 # Data: posts and time windows
 # ==============================================================================================
@@ -2860,6 +2878,17 @@ def logout(args, context):
         context.warn("SLICEOFML_BEARER_TOKEN is still set, so slice keeps using that token until you "
                      "unset it")
     return EXIT_OK
+
+
+def run_command(args, context):
+    """Run the command that the parsed arguments name and return its exit code."""
+    if context.debug:
+        for name in ENVIRONMENT:
+            if name in context.environ:
+                value = context.environ[name]
+                context.log("%s=%s" % (name, "(set, hidden)" if name == "SLICEOFML_BEARER_TOKEN" else repr(value)))
+    handlers = {"login": login, "slice": slice_posts, "status": status, "logout": logout}
+    return handlers[args.command](args, context)
 '''
 _program_loaded = False
 
@@ -3207,14 +3236,7 @@ def main(argv=None):
             return EXIT_OK
         debug = debug or args.debug
         _load_program()
-        context = Context(os.environ, stdin, sys.stdout, stderr, debug, command)
-        if debug:
-            for name in ENVIRONMENT:
-                if name in os.environ:
-                    shown = "(set, hidden)" if name == "SLICEOFML_BEARER_TOKEN" else repr(os.environ[name])
-                    context.log("%s=%s" % (name, shown))
-        handlers = {"login": login, "slice": slice_posts, "status": status, "logout": logout}
-        return handlers[args.command](args, context)
+        return run_command(args, Context(os.environ, stdin, sys.stdout, stderr, debug, command))
     except SliceError as error:
         _report(stderr, "sliceofml: error: %s\n" % _one_line(str(error), 1000), debug and error)
         return error.exit_code
