@@ -160,7 +160,7 @@ END_TIME_MARGIN = 30
 # window starts this much later, which keeps it valid through minutes of paging.
 WEEKLY_START_MARGIN = 120
 # Added to the earliest start_time that a 400 response names before the one retry with it. The
-# response names that time to the minute only, so the real limit can be up to 60 s later; the rest
+# response names that time to the minute only, so the real limit can be up to 60 s later. The rest
 # keeps the corrected start valid through minutes of paging, as WEEKLY_START_MARGIN does.
 START_TIME_CORRECTION = 60 + WEEKLY_START_MARGIN
 DAY = 24 * 3600
@@ -1854,10 +1854,10 @@ def collect_posts(client, window, top, max_pages, workers, reporter=None):
         client.cancel.set()
         for _ in threads:
             tasks.put(None)
-        # NOTE: one run on CPython 3.12.1 aborted at exit (malloc_consolidate) and we could not
-        # reproduce it; daemon threads still running while the interpreter exits are a known
-        # source of such crashes, so idle workers, which end at once, are joined. A worker stuck
-        # in a stalled request is not waited for beyond this short bound.
+        # NOTE: one run on CPython 3.12.1 aborted at exit (malloc_consolidate), and we could not
+        # reproduce it. Daemon threads still running while the interpreter exits are a known source
+        # of such crashes, so idle workers, which end at once, are joined. A worker stuck in a
+        # stalled request is not waited for beyond this short bound.
         give_up = time.monotonic() + 0.5
         for thread in threads:
             thread.join(max(0.0, give_up - time.monotonic()))
