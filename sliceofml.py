@@ -191,9 +191,11 @@ MAX_WIDTH = 1000
 class NetrcError(SliceError):
     """The netrc file cannot be read, parsed or written."""
 
-    def __init__(self, message, filename=None, lineno=None):
+    def __init__(self, message, filename=None, lineno=None, reason=None):
         self.filename = filename
         self.lineno = lineno
+        # The cause in a few words, without file, line or advice, for messages that quote it.
+        self.reason = reason or message
         where = ""
         if filename is not None:
             where = str(filename)
@@ -408,6 +410,7 @@ def _parse_netrc(path):
             "cannot parse the netrc file (%s); fix that line, then try again" % error.msg,
             path,
             error.lineno,
+            error.msg,
         )
     except UnicodeDecodeError as error:
         raise NetrcError("the file is not valid UTF-8 text (%s)" % error.reason, path)
@@ -749,7 +752,15 @@ class _DirectoryLock(object):
 
 def _check_rewrite(new_path, before, machine, login, password, display_path):
     """Raise NetrcError unless the new file parses to `before` plus or minus our entry."""
-    after = _parse_netrc(new_path)
+    try:
+        after = _parse_netrc(new_path)
+    except NetrcError as error:
+        # The edited copy is a temporary file; the user knows only their own file and its lines.
+        where = " (line %d of the edited file)" % error.lineno if error.lineno else ""
+        raise NetrcError("Python's netrc module could not parse the file after the edit%s: %s; left "
+                         "unchanged. An entry that ends without a value (such as `login` with "
+                         "nothing after it) takes in the next entry; complete it, then try again"
+                         % (where, error.reason), display_path)
     if login is not None:
         found = after.hosts.get(machine)
         if not found or found[0] != login or found[2] != password:
@@ -3000,7 +3011,7 @@ last 4 characters are shown.
 
 options:
   -h, --help  show this help and exit
-  --debug     log each HTTP request and show tracebacks
+  --debug     log the settings in use and show tracebacks
 """,
     "logout": """\
 usage: {prog} logout [-h] [--debug]
@@ -3009,7 +3020,7 @@ Remove this API host's entry from the netrc file.
 
 options:
   -h, --help  show this help and exit
-  --debug     log each HTTP request and show tracebacks
+  --debug     log the settings in use and show tracebacks
 """,
 }
 

@@ -361,7 +361,7 @@ _FEATURED_CATS = ("cats_top", 2 * 3600 + 30, 50000, 999, 20, "Cats & more cats: 
 class PostStore(object):
     """Posts generated from a seed relative to `now`, newest first, with their authors."""
 
-    def __init__(self, now, seed=1, count=600):
+    def __init__(self, now, seed=1, count=600, too_new=True):
         rng = random.Random(seed)
         self.now = int(now)
         self.users = _build_users(rng)
@@ -370,6 +370,8 @@ class PostStore(object):
         entries = []          # (seconds before now, kind, likes, retweets, author index, text, label)
         used_offsets = set()
         for label, offset, likes, retweets, author, text in _FEATURED + [_FEATURED_CATS]:
+            if label == "too_new" and not too_new:
+                continue
             if label.startswith("cats"):
                 kind = "cats"
             elif label == "note_tweet":
@@ -442,11 +444,12 @@ class FakeXAPI(object):
     `clock_offset` moves the fake's clock (seconds) relative to this machine's. `rate_limit_remaining`
     is the starting remaining count of the first 15-minute window; `report_remaining`, when set, is
     sent in x-rate-limit-remaining on every response instead of the real count, without a 429.
+    `too_new=False` leaves out the post created just before the fake started.
     """
 
     def __init__(self, key="demo-key", secret="demo-secret", seed=1, posts=600, missing_authors=True,
                  empty_pages=True, repeat_last=True, latency=0.0, clock_offset=0.0,
-                 rate_limit_remaining=RATE_LIMIT, report_remaining=None):
+                 rate_limit_remaining=RATE_LIMIT, report_remaining=None, too_new=True):
         self.key = key
         self.secret = secret
         self.missing_authors = missing_authors
@@ -457,8 +460,11 @@ class FakeXAPI(object):
         self.report_remaining = report_remaining
         self.seed = seed
         self.post_count = posts
+        # The post 5 s older than the fake's start checks that clients stay within end_time; in a
+        # fake that runs for long it falls inside the window and tops every table.
+        self.too_new = too_new
         self.now = int(self.clock())
-        self.store = PostStore(self.now, seed=seed, count=posts)
+        self.store = PostStore(self.now, seed=seed, count=posts, too_new=too_new)
         self.token = self._make_bearer_token(key, secret)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -486,7 +492,7 @@ class FakeXAPI(object):
         The posts are placed relative to the start, so a fake left running for minutes would
         otherwise let its "newer than end_time" decoy drift into the daily window.
         """
-        store = PostStore(int(self.clock()), seed=self.seed, count=self.post_count)
+        store = PostStore(int(self.clock()), seed=self.seed, count=self.post_count, too_new=self.too_new)
         with self._lock:
             self.now = store.now
             self.store = store
@@ -1978,6 +1984,14 @@ class FakeXAPITests(unittest.TestCase):
         self.assertEqual(fake.store.now, fake.now)
         self.assertEqual(len(fake.store.posts), len(self.fake.store.posts))
 
+    def test_too_new_left_out_on_request(self):
+        fake = FakeXAPI(too_new=False)
+        texts = [post.raw_text for post in fake.store.posts]
+        self.assertNotIn("Newer than any end_time the API accepts", texts)
+        self.assertIn("Newer than any end_time the API accepts", [post.raw_text for post in self.fake.store.posts])
+        fake.renew()
+        self.assertNotIn("Newer than any end_time the API accepts", [post.raw_text for post in fake.store.posts])
+
     @unittest.skipUnless(os.name == "posix", "stops the server with SIGINT")
     def test_serve_until_interrupted(self):
         home = tempfile.mkdtemp()
@@ -2148,7 +2162,7 @@ def demo(argv=None):
 
 def serve(argv=None):
     """Run the fake X API on 127.0.0.1 until Ctrl-C, for trying sliceofml by hand. Return 0."""
-    with FakeXAPI(missing_authors=False) as fake:
+    with FakeXAPI(missing_authors=False, too_new=False) as fake:
         print("A fake X API with generated posts (not the real X) is listening at %s" % fake.url)
         print("In another shell:")
         print("  export SLICEOFML_API_URL=%s" % fake.url)
@@ -2853,6 +2867,24 @@ class NetrcFileTests(_NetrcTestCase):
                     b"machine sliceofml@api.x.com login NewApp password tok-new\n",
                 )
                 self.assertEqual(oct(_netrc_mode(self.netrc_path)), oct(0o600))
+
+    def test_entry_without_value_left_alone(self):
+        # `login` with nothing after it: Python 3.11+ reads an empty login, so the file parses, but
+        # an entry added after it would become that login's value. Older Pythons reject the file.
+        before = b"machine x login\n"
+        _netrc_write(self.netrc_path, before)
+        result = self.token_login("tok-after", "App")
+        self.assertEqual(result.returncode, 1)
+        if sys.version_info >= (3, 11):
+            expected = ("sliceofml: error: %s: Python's netrc module could not parse the file after the edit "
+                        "(line 2 of the edited file): bad follower token 'sliceofml@api.x.com'; left "
+                        "unchanged. An entry that ends without a value (such as `login` with nothing after it) "
+                        "takes in the next entry; complete it, then try again\n" % self.netrc_path)
+        else:
+            expected = ("sliceofml: error: %s, line 2: cannot parse the netrc file (malformed machine entry x "
+                        "terminated by ''); fix that line, then try again\n" % self.netrc_path)
+        self.assertEqual(result.stderr, expected)
+        self.assertEqual(_netrc_read(self.netrc_path), before)
 
     @unittest.skipUnless(_NETRC_POSIX, "file modes need POSIX")
     def test_mode_0644_becomes_0600(self):
