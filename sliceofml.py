@@ -1326,6 +1326,7 @@ class ApiClient(object):
                 delay = self.retry_delay * 2 ** (attempt - 1)
                 delay += self.random.uniform(0, delay)
                 self.log("retrying in %.2f s after: %s" % (delay, error))
+                self._check_cancel()
                 if self.reporter is not None:
                     self.reporter.retrying(delay, attempt + 1)
                 self._pause(delay)
@@ -1719,7 +1720,11 @@ class _WindowState(object):
         self.pages = 0
         self.done = False
         self.busy = False
-        self.times_corrected = False
+        # Each time is corrected at most once after a 400, so a server that keeps rejecting ends
+        # the paging instead of looping; the two are separate, as a clock fix may precede a
+        # 7-day fix.
+        self.start_corrected = False
+        self.end_corrected = False
         self.tokens_seen = set()
 
 
@@ -1727,7 +1732,8 @@ def fetch_page(client, state):
     """Fetch the next page of a sub-window.
 
     A 400 that reports start_time too old or end_time too late, because the 7-day limit moved
-    while paging or the clocks disagree, is retried once with the times the server accepts.
+    while paging or the clocks disagree, is retried with the times the server accepts, once for
+    each of the two.
     """
     while True:
         params = {"query": SEARCH_QUERY}
@@ -1739,15 +1745,17 @@ def fetch_page(client, state):
         try:
             return client.request_json("GET", SEARCH_PATH, params)
         except APIError as error:
-            if error.status != 400 or state.times_corrected:
+            if error.status != 400:
                 raise
-            start, end = _corrected_start(error), _corrected_end(error)
+            start = None if state.start_corrected else _corrected_start(error)
+            end = None if state.end_corrected else _corrected_end(error)
             if start is None and end is None:
                 raise
-            state.times_corrected = True
             if start is not None:
+                state.start_corrected = True
                 state.window.start = max(state.window.start, start)
             if end is not None:
+                state.end_corrected = True
                 state.window.end = min(state.window.end, end)
             client.log("searching %s to %s after: %s" % (format_rfc3339(state.window.start),
                                                         format_rfc3339(state.window.end), error))
@@ -2481,18 +2489,25 @@ def render_json(result, ascii_only=False):
 class Reporter(object):
     """Progress and waits on stderr: overwritten in place on a terminal, one line each otherwise."""
 
-    def __init__(self, stream, is_terminal):
+    def __init__(self, stream, is_terminal, width=80):
         import threading
 
         self.stream = stream
         self.is_terminal = is_terminal
+        # A status line that wraps could not be cleared, so it is cut to the terminal's width.
+        self.width = width
         self.lock = threading.Lock()
         self.dirty = False
+        self.closed = False
 
     def _status(self, text):
         if not self.is_terminal:
             return
+        text = truncate(text, max(self.width - 1, 1))[0]
         with self.lock:
+            # A worker that finishes after the result is printed must not draw over it.
+            if self.closed:
+                return
             self.stream.write("\r\x1b[2K" + text)
             self.stream.flush()
             self.dirty = True
@@ -2522,6 +2537,12 @@ class Reporter(object):
                 self.stream.flush()
                 self.dirty = False
 
+    def close(self):
+        """Clear the status line for good; later progress from a lingering worker is dropped."""
+        self.clear()
+        with self.lock:
+            self.closed = True
+
 
 # ==============================================================================================
 # Commands
@@ -2542,6 +2563,8 @@ class Context(object):
         self.stdout = stdout
         self.stderr = stderr
         self.debug = debug
+        # The Reporter showing a status line on stderr while a command pages or retries, if any.
+        self.reporter = None
         self.api_url, self.api_host = parse_api_url(environ.get("SLICEOFML_API_URL") or DEFAULT_API_URL)
         self.netrc_path = default_netrc_path(environ)
         self.machine = netrc_machine(self.api_host)
@@ -2549,6 +2572,8 @@ class Context(object):
     def log(self, message):
         """Write a debug line; bearer tokens and API keys are never passed here."""
         if self.debug:
+            if self.reporter is not None:
+                self.reporter.clear()
             self.stderr.write("sliceofml: debug: %s\n" % message)
             self.stderr.flush()
 
@@ -2618,6 +2643,13 @@ def find_credentials(context):
     return credentials
 
 
+def _make_reporter(context):
+    """Return a Reporter for stderr, and route debug lines through it so that they start a line."""
+    stderr = context.stderr
+    context.reporter = Reporter(stderr, _is_terminal(stderr), terminal_width(stderr, context.environ))
+    return context.reporter
+
+
 def _make_client(context, args, credentials=None, reporter=None):
     return ApiClient(
         context.api_url,
@@ -2682,8 +2714,15 @@ def _framed(lines, style):
     return "\n".join(framed)
 
 
-def _read_line(stream):
-    line = stream.readline()
+def _read_line(stream, limit=-1):
+    """Return the next line without its line end, or None at the end of input.
+
+    With a limit, a longer line raises UsageError instead of being read into memory whole.
+    """
+    line = stream.readline(limit + 1 if limit >= 0 else -1)
+    if limit >= 0 and len(line) > limit and not line.endswith("\n"):
+        raise UsageError("standard input has a line longer than %d characters, more than any "
+                         "value sliceofml stores" % limit)
     return line.rstrip("\r\n") if line else None
 
 
@@ -2716,7 +2755,7 @@ def _ask_for_keys(context, default_app_name):
             context.say("")
         app_name = (line or "").strip()
     else:
-        lines = [_read_line(context.stdin) for _ in range(3)]
+        lines = [_read_line(context.stdin, MAX_NETRC_TOKEN + 64) for _ in range(3)]
         api_key, api_secret, app_name = [(line or "").strip() for line in lines]
         if not api_key or not api_secret:
             raise UsageError(
@@ -2732,7 +2771,7 @@ def _ask_for_keys(context, default_app_name):
 
 def login(args, context):
     """Store a bearer token for the API host in the netrc file."""
-    app_name = args.app_name or DEFAULT_APP_NAME
+    app_name = DEFAULT_APP_NAME if args.app_name is None else args.app_name
     validate_netrc_value("app name", app_name)
     path = context.netrc_path
     # Parse first, so that a broken file is reported before any key is typed.
@@ -2743,18 +2782,24 @@ def login(args, context):
         if _is_terminal(context.stdin):
             token = _prompt_hidden(context, "Bearer token: ", "bearer token")
         else:
-            token = (_read_line(context.stdin) or "").strip()
-            if not token:
-                raise UsageError("no bearer token on standard input; pipe it in as one line, e.g. "
-                                 "`%s login --with-token < token.txt`" % context.command)
+            token = _read_line(context.stdin, MAX_NETRC_TOKEN + 64) or ""
+        # A byte-order mark comes with text saved by some Windows editors.
+        token = token.lstrip("\ufeff").strip()
+        if not token:
+            raise UsageError("no bearer token on standard input; pipe it in as one line, e.g. "
+                             "`%s login --with-token < token.txt`" % context.command)
         # A token copied from an Authorization header or from API docs often keeps its scheme word.
-        if token[:7].lower() == "bearer " and token[7:].strip():
-            token = token[7:].strip()
-            context.say("Removed the leading 'Bearer ' from the token; the netrc file keeps the token alone.")
+        words = token.split(None, 1)
+        scheme_removed = words[0].lower() == "bearer"
+        if scheme_removed:
+            if len(words) == 1:
+                raise UsageError("the token is only the word 'Bearer'; give the token that follows it")
+            token = words[1].strip()
         validate_netrc_value("token", token)
         update_netrc(path, context.machine, app_name, token)
-        context.say('Logged in to %s as app "%s". Saved the bearer token in %s.'
-                    % (context.api_host, app_name, path))
+        context.say('Logged in to %s as app "%s". Saved the bearer token in %s%s.'
+                    % (context.api_host, app_name, path,
+                       " (without the leading 'Bearer')" if scheme_removed else ""))
         return EXIT_OK
 
     if entry and not args.relogin:
@@ -2765,18 +2810,19 @@ def login(args, context):
 
     api_key, api_secret, app_name = _ask_for_keys(context, app_name)
     validate_netrc_value("app name", app_name)
-    reporter = Reporter(context.stderr, _is_terminal(context.stderr))
+    reporter = _make_reporter(context)
     client = _make_client(context, args, reporter=reporter)
     try:
         token = fetch_bearer_token(client, api_key, api_secret)
     finally:
-        reporter.clear()
+        reporter.close()
+        context.reporter = None
     try:
         validate_netrc_value("token", token)
-    except UsageError:
-        raise APIError("the token endpoint returned an access_token with spaces, quotes, "
-                       "backslashes or characters outside printable ASCII, which a netrc file "
-                       "cannot store")
+    except UsageError as error:
+        # The message quotes at most one character of the token, never the token itself.
+        raise APIError("the token endpoint returned an access_token that sliceofml cannot store: %s"
+                       % str(error).split(";")[0].replace("the token ", "it ", 1))
     update_netrc(path, context.machine, app_name, token)
     context.say('Logged in to %s as app "%s". Saved the bearer token in %s.'
                 % (context.api_host, app_name, path))
@@ -2791,14 +2837,15 @@ def slice_posts(args, context):
                         % (context.api_host, context.command))
     if credentials.source == "legacy netrc":
         context.log("using the original sliceofml's entry, machine %s" % LEGACY_MACHINE)
-    reporter = Reporter(context.stderr, _is_terminal(context.stderr))
+    reporter = _make_reporter(context)
     client = _make_client(context, args, credentials, reporter)
     window = make_time_window(args.window, time.time())
     context.log("time window %s to %s" % (format_rfc3339(window.start), format_rfc3339(window.end)))
     try:
         result = collect_posts(client, window, args.top, args.max_pages, args.workers, reporter)
     finally:
-        reporter.clear()
+        reporter.close()
+        context.reporter = None
 
     if result.partial_errors:
         first = result.partial_errors[0]
@@ -2885,7 +2932,7 @@ def logout(args, context):
             context.warn("%s still has the original sliceofml's entry (machine %s), which slice "
                          "uses when no other token is found; remove it by hand if you no longer "
                          "need it" % (path, LEGACY_MACHINE))
-    if context.environ.get("SLICEOFML_BEARER_TOKEN"):
+    if context.environ.get("SLICEOFML_BEARER_TOKEN", "").strip():
         context.warn("SLICEOFML_BEARER_TOKEN is still set, so slice keeps using that token until you "
                      "unset it")
     return EXIT_OK
@@ -3145,6 +3192,30 @@ def _find_option(flag, options):
     return matches[0] if matches else None
 
 
+def _misplaced_option(flag, equals, value, rest, prog):
+    """Return a hint for a command's option given before the command, or None for other words."""
+    owners = []
+    for name, options in _COMMAND_OPTIONS.items():
+        try:
+            option = _find_option(flag, options)
+        except ValueError:
+            option = None
+        if option is not None:
+            owners.append((name, option))
+    if not owners:
+        return None
+    # The command named later on the line, when it has this option, makes the best example.
+    named = [word for word in rest if word in _COMMAND_OPTIONS][:1]
+    name, option = ([owner for owner in owners if [owner[0]] == named] or owners)[0]
+    example = [option.flag + equals + value]
+    if option.convert is not None and not equals and rest and not _is_option(rest[0]) \
+            and rest[0] not in _COMMAND_OPTIONS:
+        example.append(rest[0])
+    return "%s is an option of %s; put it after the command, as in `%s %s %s`" % (
+        _shown(flag), " and ".join(owner[0] for owner in owners), prog, name,
+        " ".join(_shown(part) for part in example))
+
+
 def _parse_arguments(argv, prog="python3 sliceofml.py"):
     """Return the parsed command line, or raise UsageError, or _Finished for --help and --version."""
     args = _Arguments()
@@ -3185,11 +3256,9 @@ def _parse_arguments(argv, prog="python3 sliceofml.py"):
         except ValueError as error:
             raise fail(str(error))
         if option is None:
-            owners = [name for name, command_options in _COMMAND_OPTIONS.items()
-                      if args.command is None and flag in [other.flag for other in command_options]]
-            if owners:
-                raise fail("%s is an option of %s; put it after the command, as in `%s %s %s`"
-                           % (flag, " and ".join(owners), prog, owners[0], _shown(word)))
+            misplaced = None if args.command else _misplaced_option(flag, equals, value, words[position:], prog)
+            if misplaced:
+                raise fail(misplaced)
             unrecognized.append(word)
             continue
         if option.convert is None and equals:
@@ -3249,7 +3318,9 @@ def main(argv=None):
         _load_program()
         return run_command(args, Context(os.environ, stdin, sys.stdout, stderr, debug, command))
     except SliceError as error:
-        _report(stderr, "sliceofml: error: %s\n" % _one_line(str(error), 1000), debug and error)
+        # A usage error's traceback would show only the parser.
+        traceback_of = debug and not isinstance(error, UsageError) and error
+        _report(stderr, "sliceofml: error: %s\n" % _one_line(str(error), 1000), traceback_of)
         return error.exit_code
     except KeyboardInterrupt:
         _report(stderr, "\nsliceofml: interrupted\n")

@@ -1277,17 +1277,45 @@ class LoginTests(_FakeCase):
         self.assertEqual(self.fake.requests, [])
 
     def test_with_token_drops_bearer_prefix(self):
-        code, _, stderr = self.run_tool("login", "--with-token", stdin_text="Bearer made-up-token-3\n")
+        for line in ("Bearer made-up-token-3", "bearer\tmade-up-token-3", "\ufeffBearer  made-up-token-3 "):
+            with self.subTest(line=line):
+                code, _, stderr = self.run_tool("login", "--with-token", stdin_text=line + "\n")
+                self.assertEqual(code, 0, stderr)
+                self.assertEqual(self.read_netrc(), self.expected_line("sliceofml", "made-up-token-3") + "\n")
+                self.assertEqual(stderr, 'Logged in to 127.0.0.1 as app "sliceofml". Saved the bearer token in '
+                                         "%s (without the leading 'Bearer').\n" % self.netrc_path)
+
+    def test_with_token_bearer_word_alone(self):
+        for line in ("Bearer", "Bearer  "):
+            with self.subTest(line=line):
+                code, _, stderr = self.run_tool("login", "--with-token", stdin_text=line + "\n")
+                self.assertEqual(code, 2)
+                self.assertEqual(stderr, "sliceofml: error: the token is only the word 'Bearer'; give the token "
+                                         "that follows it\n")
+                self.assertFalse(os.path.exists(self.netrc_path))
+
+    def test_with_token_byte_order_mark(self):
+        code, _, stderr = self.run_tool("login", "--with-token", stdin_text="\ufeffmade-up-token-5\n")
         self.assertEqual(code, 0, stderr)
-        self.assertEqual(self.read_netrc(), self.expected_line("sliceofml", "made-up-token-3") + "\n")
-        self.assertEqual(stderr.splitlines()[0], "Removed the leading 'Bearer ' from the token; the netrc file "
-                                                 "keeps the token alone.")
+        self.assertEqual(self.read_netrc(), self.expected_line("sliceofml", "made-up-token-5") + "\n")
+
+    def test_endless_line_rejected(self):
+        code, _, stderr = self.run_tool("login", "--with-token", stdin_text="\0" * 200000)
+        self.assertEqual(code, 2)
+        self.assertEqual(stderr, "sliceofml: error: standard input has a line longer than 65600 characters, "
+                                 "more than any value sliceofml stores\n")
+        self.assertFalse(os.path.exists(self.netrc_path))
+
+    def test_empty_app_name_rejected(self):
+        code, _, stderr = self.run_tool("login", "--with-token", "--app-name=", stdin_text="made-up-token-6\n")
+        self.assertEqual((code, stderr), (2, "sliceofml: error: the app name is empty\n"))
+        self.assertFalse(os.path.exists(self.netrc_path))
 
     def test_with_token_too_long(self):
         self.write_netrc(self.expected_line("old-app", "tok-1") + "\n")
-        code, _, stderr = self.run_tool("login", "--with-token", stdin_text="t" * 70000 + "\n")
+        code, _, stderr = self.run_tool("login", "--with-token", stdin_text="t" * 65537 + "\n")
         self.assertEqual(code, 2)
-        self.assertEqual(stderr, "sliceofml: error: the token is 70000 characters long; at most 65536 fit in a "
+        self.assertEqual(stderr, "sliceofml: error: the token is 65537 characters long; at most 65536 fit in a "
                                  "netrc file\n")
         self.assertEqual(self.read_netrc(), self.expected_line("old-app", "tok-1") + "\n")
 
@@ -1317,6 +1345,26 @@ class LoginTests(_FakeCase):
         self.assertEqual(code, 4, stderr)
         self.assertIn("X rejected the API key and secret (HTTP 401: Unable to verify your credentials "
                       "(code 99))", stderr)
+        self.assertFalse(os.path.exists(self.netrc_path))
+
+    def test_unstorable_access_token(self):
+        def respond(handler):
+            data = json.dumps({"token_type": "bearer", "access_token": "#made-up-token"}).encode("utf-8")
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+
+        api = RawAPI(respond)
+        api.server.RequestHandlerClass.do_POST = lambda handler: (
+            handler.rfile.read(int(handler.headers.get("Content-Length") or 0)), respond(handler))
+        with api:
+            code, stdout, stderr = run_cli(["login"], {"SLICEOFML_API_URL": api.url},
+                                           stdin_text="key\nsecret\napp\n", home=self.home)
+        self.assertEqual(code, 1, stderr)
+        self.assertEqual(stderr, "sliceofml: error: the token endpoint returned an access_token that sliceofml "
+                                 "cannot store: it starts with '#', which netrc readers take as a comment\n")
         self.assertFalse(os.path.exists(self.netrc_path))
 
     def test_rejected_credentials(self):
@@ -1854,6 +1902,27 @@ class ApiFaultTests(_FakeCase):
         document = json.loads(stdout)
         self.assertEqual(document["end_time"], requests[1]["query"]["end_time"])
 
+    def test_end_then_start_corrected(self):
+        # A clock fix for end_time must not use up the one fix for start_time.
+        def too_late(query):
+            message = ("Invalid 'end_time':'%s'. 'end_time' must be a minimum of 10 seconds prior to the "
+                       "request time." % query["end_time"])
+            return _invalid_request([({"end_time": [query["end_time"]]}, message)])
+
+        def too_old(query):
+            bound = (int(parse_time(query["start_time"])) + 240) // 60 * 60
+            return invalid_start_body(query["start_time"], bound)
+
+        self.fake.fail(1, ("status", 400, too_late))
+        self.fake.fail(3, ("status", 400, too_old))
+        code, document, stderr = self.run_json("--weekly", "--workers", "1")
+        self.assertEqual(code, 0, stderr)
+        requests = self.fake.search_requests()
+        self.assertEqual([request["status"] for request in requests[:4]], [400, 200, 400, 200])
+        bound = (int(parse_time(requests[2]["query"]["start_time"])) + 240) // 60 * 60
+        self.assertEqual(requests[3]["query"]["start_time"], format_time(bound + sliceofml.START_TIME_CORRECTION))
+        self.assertIs(document["complete"], True)
+
     def test_corrected_start_reported(self):
         # Posts between the first and the corrected start_time were never searched, so the JSON
         # must not claim the first one.
@@ -2168,13 +2237,17 @@ def serve(argv=None):
         print("  export SLICEOFML_API_URL=%s" % fake.url)
         print("  printf 'demo-key\\ndemo-secret\\nmy-app\\n' | python3 sliceofml.py login")
         print("  python3 sliceofml.py slice --weekly")
-        print("Its posts are generated again every 10 minutes while no request is running. Ctrl-C stops it.")
+        print("Its posts are generated again every 10 minutes, once a minute has passed without "
+              "requests. Ctrl-C stops it.")
         sys.stdout.flush()
         try:
             while True:
                 time.sleep(600)
-                if fake._in_flight == 0:
-                    fake.renew()
+                # A slice pauses between pages, so only a quiet minute shows that none is running;
+                # new posts would end its next_tokens.
+                while fake.requests and time.time() - fake.requests[-1]["time"] < 60:
+                    time.sleep(10)
+                fake.renew()
         except KeyboardInterrupt:
             return 0
 
@@ -3379,6 +3452,33 @@ class TimeWindowTests(unittest.TestCase):
         self.assertIsNone(sliceofml.parse_rfc3339("2026-13-45T10:00Z"))
 
 
+class ReporterTests(unittest.TestCase):
+    def test_status_cut_to_width(self):
+        stream = io.StringIO()
+        reporter = sliceofml.Reporter(stream, True, width=30)
+        reporter.progress("weekly", 12, 1234)
+        self.assertEqual(stream.getvalue(), "\r\x1b[2Kreading the weekly time wind…")
+
+    def test_nothing_after_close(self):
+        stream = io.StringIO()
+        reporter = sliceofml.Reporter(stream, True, width=80)
+        reporter.progress("daily", 1, 100)
+        reporter.close()
+        reporter.retrying(0.5, 2)
+        reporter.countdown("rate limit reached", 3)
+        self.assertEqual(stream.getvalue(), "\r\x1b[2Kreading the daily time window: 1 page, 100 posts\r\x1b[2K")
+
+    def test_debug_line_starts_a_line(self):
+        stream = io.StringIO()
+        context = sliceofml.Context({"SLICEOFML_API_URL": "http://127.0.0.1:9"}, io.StringIO(), io.StringIO(),
+                                    stream, debug=True)
+        context.reporter = sliceofml.Reporter(stream, True, width=80)
+        context.reporter.retrying(0.5, 2)
+        context.log("GET http://127.0.0.1:9/2/tweets/search/recent")
+        self.assertEqual(stream.getvalue(), "\r\x1b[2Ka request failed; retrying in 0.5 s (attempt 2 of 4)"
+                                            "\r\x1b[2Ksliceofml: debug: GET http://127.0.0.1:9/2/tweets/search/recent\n")
+
+
 class StartTimeCorrectionTests(unittest.TestCase):
     def test_minute_bound_gets_margin(self):
         # The 400 names the earliest start_time to the minute, so the real limit may be 59 s later.
@@ -4408,6 +4508,13 @@ class ArgumentParserTests(unittest.TestCase):
             (["--timeout=5", "login"], "--timeout is an option of login and slice; put it after the command, "
              "as in `python3 sliceofml.py login --timeout=5` " + main_hint),
             (["--help=x"], "argument --help: takes no value, got 'x' " + main_hint),
+            (["--top", "5", "slice"], "--top is an option of slice; put it after the command, as in "
+             "`python3 sliceofml.py slice --top 5` " + main_hint),
+            (["--timeout", "5", "slice"], "--timeout is an option of login and slice; put it after the command, "
+             "as in `python3 sliceofml.py slice --timeout 5` " + main_hint),
+            (["--wee", "slice"], "--wee is an option of slice; put it after the command, as in "
+             "`python3 sliceofml.py slice --weekly` " + main_hint),
+            (["--debug"], "choose a command: login, slice, status or logout " + main_hint),
             (["slice", "--top", "9" * 60], "argument --top: %s... is not between 1 and 100 " % ("9" * 37) + slice_hint),
             (["slice", "--top", "x" * 60], "argument --top: '%s...' is not a whole number " % ("x" * 37) + slice_hint),
         ]
