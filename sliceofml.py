@@ -1721,8 +1721,8 @@ class _WindowState(object):
         self.done = False
         self.busy = False
         # Each time is corrected at most once after a 400, so a server that keeps rejecting ends
-        # the paging instead of looping; the two are separate, as a clock fix may precede a
-        # 7-day fix.
+        # the paging instead of looping. The two flags are separate because a clock fix may come
+        # before a 7-day fix.
         self.start_corrected = False
         self.end_corrected = False
         self.tokens_seen = set()

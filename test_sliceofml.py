@@ -460,8 +460,8 @@ class FakeXAPI(object):
         self.report_remaining = report_remaining
         self.seed = seed
         self.post_count = posts
-        # The post 5 s older than the fake's start checks that clients stay within end_time; in a
-        # fake that runs for long it falls inside the window and tops every table.
+        # The post 5 s older than the fake's start checks that clients stay within end_time. In a
+        # fake that runs for long, it falls inside the window and tops every table.
         self.too_new = too_new
         self.now = int(self.clock())
         self.store = PostStore(self.now, seed=seed, count=posts, too_new=too_new)
@@ -1865,8 +1865,8 @@ class ApiFaultTests(_FakeCase):
         """Run a sequential weekly slice against a fake whose clock is ahead; return (code, stdout,
         stderr, search requests)."""
         # The fake's clock runs 150 to 210 s ahead, so the weekly start_time is too old on arrival.
-        # The 7-day bound then falls 10 s past a minute, which the 400 names as that minute; the
-        # corrected start_time is still valid for minutes after that.
+        # The 7-day bound then falls 10 s past a minute, which the 400 names as that minute. The
+        # corrected start_time stays valid for minutes after that.
         ahead = time.time() + 150
         with FakeXAPI(clock_offset=150 + (10 - ahead % 60) % 60) as fake:
             env = {"SLICEOFML_API_URL": fake.url, "SLICEOFML_RETRY_DELAY": "0.01",
