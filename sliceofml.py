@@ -3113,6 +3113,9 @@ def _number(parse, what, low, high, unit=""):
 
     def convert(text):
         try:
+            # Python also reads "1_0" and digits of other scripts; a command line should not.
+            if "_" in text or not text.isascii():
+                raise ValueError(text)
             value = parse(text)
         except ValueError:
             raise ValueError("%s is not %s" % (_shown(text, quote=True), what))
