@@ -2513,7 +2513,8 @@ class Reporter(object):
             self.dirty = True
 
     def progress(self, window_name, pages, posts):
-        self._status("reading the %s time window: %s %s, %s posts" % (
+        # The counts come first, so a narrow terminal that cuts the line still shows them.
+        self._status("%s time window: %s %s, %s posts read" % (
             window_name, _format_count(pages), "page" if pages == 1 else "pages", _format_count(posts)))
 
     def warn_wait(self, reason, seconds):
@@ -2525,7 +2526,7 @@ class Reporter(object):
     def retrying(self, seconds, attempt):
         # Only on a terminal: scripts get the outcome, and --debug logs each retry with its cause.
         wait = "%.1f s" % seconds if seconds < 10 else _format_wait(seconds)
-        self._status("a request failed; retrying in %s (attempt %d of %d)" % (wait, attempt, ATTEMPTS_PER_PAGE))
+        self._status("retrying in %s (attempt %d of %d) after a failed request" % (wait, attempt, ATTEMPTS_PER_PAGE))
 
     def countdown(self, reason, seconds):
         self._status("%s; going on in %d s (Ctrl-C stops)" % (reason, seconds))
@@ -3211,9 +3212,9 @@ def _misplaced_option(flag, equals, value, rest, prog):
     named = [word for word in rest if word in _COMMAND_OPTIONS][:1]
     name, option = ([owner for owner in owners if [owner[0]] == named] or owners)[0]
     example = [option.flag + equals + value]
-    if option.convert is not None and not equals and rest and not _is_option(rest[0]) \
-            and rest[0] not in _COMMAND_OPTIONS:
-        example.append(rest[0])
+    if option.convert is not None and not equals:
+        given = rest and not _is_option(rest[0]) and rest[0] not in _COMMAND_OPTIONS
+        example.append(rest[0] if given else "VALUE")
     return "%s is an option of %s; put it after the command, as in `%s %s %s`" % (
         _shown(flag), " and ".join(owner[0] for owner in owners), prog, name,
         " ".join(_shown(part) for part in example))

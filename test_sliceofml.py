@@ -3457,7 +3457,7 @@ class ReporterTests(unittest.TestCase):
         stream = io.StringIO()
         reporter = sliceofml.Reporter(stream, True, width=30)
         reporter.progress("weekly", 12, 1234)
-        self.assertEqual(stream.getvalue(), "\r\x1b[2Kreading the weekly time wind…")
+        self.assertEqual(stream.getvalue(), "\r\x1b[2Kweekly time window: 12 pages…")
 
     def test_nothing_after_close(self):
         stream = io.StringIO()
@@ -3466,7 +3466,7 @@ class ReporterTests(unittest.TestCase):
         reporter.close()
         reporter.retrying(0.5, 2)
         reporter.countdown("rate limit reached", 3)
-        self.assertEqual(stream.getvalue(), "\r\x1b[2Kreading the daily time window: 1 page, 100 posts\r\x1b[2K")
+        self.assertEqual(stream.getvalue(), "\r\x1b[2Kdaily time window: 1 page, 100 posts read\r\x1b[2K")
 
     def test_debug_line_starts_a_line(self):
         stream = io.StringIO()
@@ -3475,7 +3475,7 @@ class ReporterTests(unittest.TestCase):
         context.reporter = sliceofml.Reporter(stream, True, width=80)
         context.reporter.retrying(0.5, 2)
         context.log("GET http://127.0.0.1:9/2/tweets/search/recent")
-        self.assertEqual(stream.getvalue(), "\r\x1b[2Ka request failed; retrying in 0.5 s (attempt 2 of 4)"
+        self.assertEqual(stream.getvalue(), "\r\x1b[2Kretrying in 0.5 s (attempt 2 of 4) after a failed request"
                                             "\r\x1b[2Ksliceofml: debug: GET http://127.0.0.1:9/2/tweets/search/recent\n")
 
 
@@ -4517,6 +4517,8 @@ class ArgumentParserTests(unittest.TestCase):
              "as in `python3 sliceofml.py slice --timeout 5` " + main_hint),
             (["--wee", "slice"], "--wee is an option of slice; put it after the command, as in "
              "`python3 sliceofml.py slice --weekly` " + main_hint),
+            (["--top", "slice"], "--top is an option of slice; put it after the command, as in "
+             "`python3 sliceofml.py slice --top VALUE` " + main_hint),
             (["--debug"], "choose a command: login, slice, status or logout " + main_hint),
             (["slice", "--top", "9" * 60], "argument --top: %s... is not between 1 and 100 " % ("9" * 37) + slice_hint),
             (["slice", "--top", "x" * 60], "argument --top: '%s...' is not a whole number " % ("x" * 37) + slice_hint),
@@ -4677,7 +4679,7 @@ class TerminalTests(_FakeCase):
         code, screen = run_on_terminal(["slice"], env)
         self.assertEqual(code, 1, screen)
         for attempt in (2, 3, 4):
-            self.assertIn("a request failed; retrying in 0.0 s (attempt %d of 4)" % attempt, screen)
+            self.assertIn("retrying in 0.0 s (attempt %d of 4) after a failed request" % attempt, screen)
         self.assertIn("\r\x1b[2Ksliceofml: error: failed to connect to 127.0.0.1", screen.replace("\r\n", "\n"))
 
     def test_ctrl_d_at_key_prompt(self):
@@ -4691,7 +4693,7 @@ class TerminalTests(_FakeCase):
         self.log_in()
         code, screen = run_on_terminal(["slice", "--weekly"], self.terminal_env(), columns=120)
         self.assertEqual(code, 0, screen)
-        self.assertIn("reading the weekly time window: 1 page", screen)
+        self.assertIn("weekly time window: 1 page", screen)
         self.assertIn("\r\x1b[2K", screen)
         title = screen.index("Your weekly slice of ML")
         self.assertGreater(title, screen.rindex("\r\x1b[2K"))
