@@ -3018,8 +3018,8 @@ usage: {prog} login [-h] [--debug] [--relogin] [--with-token]
        [--app-name NAME] [--timeout SECONDS]
 
 Trade the X app's API key and secret for a bearer token and store it in the
-netrc file. On a terminal it asks for them; otherwise it reads three lines from
-standard input: API key, API key secret, app name.
+netrc file. On a terminal it prompts for them; otherwise it reads three lines
+from standard input: API key, API key secret, app name.
 
 options:
   -h, --help         show this help and exit

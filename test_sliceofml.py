@@ -4392,8 +4392,8 @@ LOGIN_HELP = (
     '       [--app-name NAME] [--timeout SECONDS]\n'
     '\n'
     "Trade the X app's API key and secret for a bearer token and store it in the\n"
-    'netrc file. On a terminal it asks for them; otherwise it reads three lines from\n'
-    'standard input: API key, API key secret, app name.\n'
+    'netrc file. On a terminal it prompts for them; otherwise it reads three lines\n'
+    'from standard input: API key, API key secret, app name.\n'
     '\n'
     'options:\n'
     '  -h, --help         show this help and exit\n'
