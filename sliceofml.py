@@ -2668,16 +2668,7 @@ def _make_client(context, args, credentials=None, reporter=None):
 
 def emit(context, text):
     """Write data to stdout; raise SliceError when stdout is closed or the write fails."""
-    if context.stdout is None:
-        raise SliceError("standard output is closed, so there is nowhere to print the result")
-    try:
-        context.stdout.write(text)
-        context.stdout.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as error:
-        _silence_stdout()
-        raise SliceError("cannot write to standard output (%s)" % (error.strerror or error))
+    _write_stdout(context.stdout, text)
 
 
 def _is_terminal(stream):
@@ -2945,7 +2936,8 @@ def run_command(args, context):
         for name in ENVIRONMENT:
             if name in context.environ:
                 value = context.environ[name]
-                context.log("%s=%s" % (name, "(set, hidden)" if name == "SLICEOFML_BEARER_TOKEN" else repr(value)))
+                shown = "(set, hidden)" if name == "SLICEOFML_BEARER_TOKEN" else repr(value)
+                context.log("%s=%s" % (name, shown))
     handlers = {"login": login, "slice": slice_posts, "status": status, "logout": logout}
     return handlers[args.command](args, context)
 '''
@@ -3109,7 +3101,7 @@ def _shown(word, quote=False):
     return word
 
 
-def _number(parse, what, low, high, unit=""):
+def _number(parse, description, low, high, unit=""):
     """Return a converter that reads a number with `parse` and keeps it within low to high."""
 
     def convert(text):
@@ -3119,7 +3111,7 @@ def _number(parse, what, low, high, unit=""):
                 raise ValueError(text)
             value = parse(text)
         except ValueError:
-            raise ValueError("%s is not %s" % (_shown(text, quote=True), what))
+            raise ValueError("%s is not %s" % (_shown(text, quote=True), description))
         if not low <= value <= high:
             raise ValueError("%s is not between %g and %g%s" % (_shown(text), low, high, unit))
         return value
@@ -3209,12 +3201,12 @@ def _misplaced_option(flag, equals, value, rest, prog):
     if not owners:
         return None
     # The command named later on the line, when it has this option, makes the best example.
-    named = [word for word in rest if word in _COMMAND_OPTIONS][:1]
-    name, option = ([owner for owner in owners if [owner[0]] == named] or owners)[0]
+    named = next((word for word in rest if word in _COMMAND_OPTIONS), None)
+    name, option = next((owner for owner in owners if owner[0] == named), owners[0])
     example = [option.flag + equals + value]
     if option.convert is not None and not equals:
-        given = rest and not _is_option(rest[0]) and rest[0] not in _COMMAND_OPTIONS
-        example.append(rest[0] if given else "VALUE")
+        has_value = rest and not _is_option(rest[0]) and rest[0] not in _COMMAND_OPTIONS
+        example.append(rest[0] if has_value else "VALUE")
     return "%s is an option of %s; put it after the command, as in `%s %s %s`" % (
         _shown(flag), " and ".join(owner[0] for owner in owners), prog, name,
         " ".join(_shown(part) for part in example))
@@ -3309,14 +3301,14 @@ def main(argv=None):
     # A closed stream is None; messages then go nowhere rather than into an AttributeError.
     stderr = sys.stderr if sys.stderr is not None else io.StringIO()
     stdin = sys.stdin if sys.stdin is not None else io.StringIO()
-    # Known before parsing, so that an error while parsing is shown with --debug too.
+    # Known before parsing, so that a bug in the parser still shows its traceback with --debug.
     debug = "--debug" in (argv[:argv.index("--")] if "--" in argv else argv)
     try:
         command = command_name(sys.argv[0] if sys.argv else "")
         try:
             args = _parse_arguments(argv, command)
         except _Finished as finished:
-            _print_help(finished.text)
+            _write_stdout(sys.stdout, finished.text)
             return EXIT_OK
         debug = debug or args.debug
         _load_program()
@@ -3339,13 +3331,16 @@ def main(argv=None):
         return EXIT_FAILURE
 
 
-def _print_help(text):
-    """Write --help or --version output; raise SliceError when stdout cannot take it."""
-    if sys.stdout is None:
+def _write_stdout(stdout, text):
+    """Write output for the user; raise SliceError when stdout is closed or the write fails.
+
+    A BrokenPipeError passes through, because main() ends quietly when the reader went away.
+    """
+    if stdout is None:
         raise SliceError("standard output is closed, so there is nowhere to print the result")
     try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        stdout.write(text)
+        stdout.flush()
     except BrokenPipeError:
         raise
     except OSError as error:

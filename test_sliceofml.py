@@ -1326,12 +1326,13 @@ class LoginTests(_FakeCase):
         self.assertEqual(self.read_netrc(), self.expected_line("my-app", "made-up-token-2") + "\n")
         self.assertEqual(stat.S_IMODE(os.stat(self.netrc_path).st_mode), 0o600)
 
-    def test_token_endpoint_401(self):
-        body = {"errors": [{"code": 99, "message": "Unable to verify your credentials"}]}
-
+    def login_against_token_endpoint(self, status, body, content_type=None):
+        """Run `login` against a server whose token endpoint sends `body` as JSON; return (code, stderr)."""
         def respond(handler):
             data = json.dumps(body).encode("utf-8")
-            handler.send_response(401)
+            handler.send_response(status)
+            if content_type:
+                handler.send_header("Content-Type", content_type)
             handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
             handler.wfile.write(data)
@@ -1342,26 +1343,19 @@ class LoginTests(_FakeCase):
         with api:
             code, stdout, stderr = run_cli(["login"], {"SLICEOFML_API_URL": api.url},
                                            stdin_text="key\nsecret\napp\n", home=self.home)
+        return code, stderr
+
+    def test_token_endpoint_401(self):
+        body = {"errors": [{"code": 99, "message": "Unable to verify your credentials"}]}
+        code, stderr = self.login_against_token_endpoint(401, body)
         self.assertEqual(code, 4, stderr)
         self.assertIn("X rejected the API key and secret (HTTP 401: Unable to verify your credentials "
                       "(code 99))", stderr)
         self.assertFalse(os.path.exists(self.netrc_path))
 
     def test_unstorable_access_token(self):
-        def respond(handler):
-            data = json.dumps({"token_type": "bearer", "access_token": "#made-up-token"}).encode("utf-8")
-            handler.send_response(200)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-
-        api = RawAPI(respond)
-        api.server.RequestHandlerClass.do_POST = lambda handler: (
-            handler.rfile.read(int(handler.headers.get("Content-Length") or 0)), respond(handler))
-        with api:
-            code, stdout, stderr = run_cli(["login"], {"SLICEOFML_API_URL": api.url},
-                                           stdin_text="key\nsecret\napp\n", home=self.home)
+        body = {"token_type": "bearer", "access_token": "#made-up-token"}
+        code, stderr = self.login_against_token_endpoint(200, body, content_type="application/json")
         self.assertEqual(code, 1, stderr)
         self.assertEqual(stderr, "sliceofml: error: the token endpoint returned an access_token that sliceofml "
                                  "cannot store: it starts with '#', which netrc readers take as a comment\n")
